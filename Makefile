@@ -1,0 +1,54 @@
+# Two commands: `make run` (set-up, then the notebooks top to bottom) and `make test`.
+# One virtual environment (~6 GB with PyTorch) is built once and reused by every run.
+VENV ?= $(HOME)/.cache/defect-seg/venv
+PYTHON := $(VENV)/bin/python
+NEU_SOURCE ?= ../shared/datasets/NEU-DET
+NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)
+export NO_ALBUMENTATIONS_UPDATE := 1
+export HF_HUB_OFFLINE ?= 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: env data run full test unit notebooks bench lint clean-data
+
+env: $(STAMP)
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
+	$(PYTHON) -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+## Copy NEU-DET into IMAGES/ and ANNOTATIONS/ (NEU_SOURCE may be a folder, an archive or a URL).
+data: env
+	$(PYTHON) -m Utilities.Setup_data --source $(NEU_SOURCE)
+
+## The main job in quick mode (a few minutes); executed notebooks go to runs/. `make full` for the real run.
+run: data
+	mkdir -p runs
+	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
+		SEG_QUICK=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute $$nb --output-dir ../runs || exit 1; done
+	@echo "executed notebooks are in runs/; trained model in Models/unet_resnet34_quick_best.pth"
+
+## The full run (about 35 min on 2 CPU cores), executed in place: these are the committed outputs.
+full: data
+	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
+		TQDM_DISABLE=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=-1 $$nb || exit 1; done
+
+test: unit notebooks
+
+unit: env
+	$(PYTHON) -m pytest -q tests
+
+## nbval over the notebooks in quick mode, checking the cells marked NBVAL_CHECK_OUTPUT.
+notebooks: data
+	SEG_QUICK=1 $(PYTHON) -m pytest -q --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with notebooks/sanitize.cfg $(NOTEBOOKS)
+
+## CPU speed report: prints a table and writes benchmarks/results/.
+bench: data
+	$(PYTHON) -m benchmarks.speed
+
+lint: env
+	$(VENV)/bin/ruff check Utilities tests benchmarks notebooks

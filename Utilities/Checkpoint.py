@@ -1,0 +1,101 @@
+"""Self-describing checkpoints that load without running code.
+
+A checkpoint holds only tensors and plain Python values, so it loads with
+``torch.load(..., weights_only=True)``; a file that needs arbitrary unpickling
+(which could run code) is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+
+from Utilities.Config import TrainConfig
+from Utilities.Resnet_Unet import build_model
+
+
+def library_versions() -> dict[str, str]:
+    """Versions recorded in every checkpoint."""
+    return {"torch": str(torch.__version__), "segmentation_models_pytorch": str(smp.__version__)}
+
+
+def git_commit(folder: str | Path) -> str | None:
+    """The commit the code was at, or ``None`` outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def atomic_save(payload: dict, path: str | Path) -> None:
+    """Write to a temporary file, then rename: a kill at any moment leaves the old or the new file, whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    config: TrainConfig,
+    metrics: dict[str, float],
+    encoder_weights_used: str | None,
+    **extra,
+) -> None:
+    """Save everything needed to rebuild and use ``model`` without the training notebook."""
+    model = getattr(model, "module", model)
+    payload = {
+        "config": config.to_dict(),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "encoder_weights_used": encoder_weights_used,
+        "versions": library_versions(),
+        "git_commit": git_commit(Path(__file__).parent),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    atomic_save(payload, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict, loaded safely on the CPU."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path}: refused to load; the file holds objects other than tensors and plain values, "
+            f"which could run code when unpickled. Only load it with weights_only=False if you trust "
+            f"its author. ({str(error).splitlines()[0]})"
+        ) from error
+
+
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the model from a checkpoint.
+
+    Returns:
+        The model in eval mode on the CPU and the checkpoint dict (config,
+        metrics, versions...) without the weights.
+    """
+    checkpoint = read_checkpoint(path)
+    config = TrainConfig.from_dict(checkpoint["config"])
+    model, _ = build_model(config.arch, config.encoder, len(config.classes), encoder_weights=None)
+    try:
+        model.load_state_dict(checkpoint.pop("state_dict"))
+    except RuntimeError as error:
+        raise ValueError(
+            f"{path}: weights do not fit {config.arch}/{config.encoder} with {len(config.classes)} classes "
+            f"({str(error).splitlines()[0]})"
+        ) from error
+    return model.eval(), checkpoint

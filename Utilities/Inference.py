@@ -1,0 +1,147 @@
+"""Predicted masks for new images from a checkpoint, as a library and a command.
+
+Usage::
+
+    python -m Utilities.Inference --checkpoint Models/unet_resnet34_best.pth \\
+        --images Validation_Images --out predictions/
+
+writes, per image, ``<stem>_mask.png`` (0 = background, k = k-th class, the
+most probable class where several pass the threshold) and ``<stem>_overlay.jpg``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from Utilities.Checkpoint import load_checkpoint
+from Utilities.Config import TrainConfig
+from Utilities.Data_Retriever_Seg import read_image
+from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
+from Utilities.Plots import overlay
+from Utilities.Validate_data import IMAGE_SUFFIXES
+
+
+class Predictor:
+    """A trained model with the preprocessing it was trained with.
+
+    Args:
+        checkpoint: path of a checkpoint written by the Trainer.
+        device: defaults to CUDA when present, else the CPU.
+        precision: ``"auto"`` (bfloat16 on CPUs with bf16 instructions, mixed
+            precision on CUDA) or ``"float32"``.
+        flip_tta: also predict the horizontally and vertically flipped images
+            and average the three (3x the compute).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: torch.device | None = None,
+        precision: str = "auto",
+        flip_tta: bool = False,
+    ):
+        model, self.checkpoint = load_checkpoint(checkpoint)
+        self.config = TrainConfig.from_dict(self.checkpoint["config"])
+        self.device = device or default_device()
+        self.dtype = autocast_dtype(self.device, precision)
+        self.model = prepare_model(model, self.device).eval()
+        self.flip_dims = [(), (3,), (2,)] if flip_tta else [()]
+        self.mean = np.array(self.config.mean, dtype=np.float32) * 255
+        self.std = np.array(self.config.std, dtype=np.float32) * 255
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.config.classes
+
+    def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
+        """Resize and normalise ``(H, W, 3)`` uint8 images into a ``(N, 3, S, S)`` float batch."""
+        size = self.config.image_size
+        batch = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR) for im in images])
+        batch = (batch.astype(np.float32) - self.mean) / self.std
+        return torch.from_numpy(batch).permute(0, 3, 1, 2)
+
+    @torch.inference_mode()
+    def predict(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Class probabilities at each image's own size.
+
+        Args:
+            images: ``(H, W, 3)`` uint8 RGB images, any sizes.
+
+        Returns:
+            One ``(C, H, W)`` float32 array per image.
+        """
+        batch = self.preprocess(images).to(self.device, memory_format=torch.channels_last)
+        probabilities = 0
+        for dims in self.flip_dims:
+            with autocast(self.device, self.dtype):
+                logits = self.model(batch.flip(dims) if dims else batch).float()
+            probabilities = probabilities + torch.sigmoid(logits.flip(dims) if dims else logits)
+        probabilities = probabilities / len(self.flip_dims)
+        return [
+            F.interpolate(prob[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0]
+            .cpu()
+            .numpy()
+            for prob, image in zip(probabilities, images)
+        ]
+
+
+def image_files(folder_or_file: str | Path) -> list[Path]:
+    """The image files of a folder (sorted), or the one file given."""
+    path = Path(folder_or_file)
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def label_map(probabilities: np.ndarray, threshold: float) -> np.ndarray:
+    """``(H, W)`` uint8: 0 where no class passes ``threshold``, else 1 + the most probable class."""
+    best = probabilities.argmax(0)
+    return np.where(probabilities.max(0) > threshold, best + 1, 0).astype(np.uint8)
+
+
+def predict_folder(
+    predictor: Predictor, images: str | Path, out: str | Path, batch_size: int = 16, threshold: float | None = None
+) -> list[Path]:
+    """Write ``<stem>_mask.png`` and ``<stem>_overlay.jpg`` for every image; returns the mask paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    threshold = predictor.config.threshold if threshold is None else threshold
+    files, written = image_files(images), []
+    for start in tqdm(range(0, len(files), batch_size), desc="predicting", unit="batch"):
+        chunk = files[start : start + batch_size]
+        pictures = [read_image(p) for p in chunk]
+        for path, picture, probs in zip(chunk, pictures, predictor.predict(pictures)):
+            labels = label_map(probs, threshold)
+            cv2.imwrite(str(out / f"{path.stem}_mask.png"), labels)
+            one_hot = np.stack([labels == k + 1 for k in range(len(predictor.classes))])
+            cv2.imwrite(str(out / f"{path.stem}_overlay.jpg"), cv2.cvtColor(overlay(picture, one_hot), cv2.COLOR_RGB2BGR))
+            written.append(out / f"{path.stem}_mask.png")
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Predict defect masks for an image or a folder of images.")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by training, e.g. Models/unet_resnet34_best.pth")
+    parser.add_argument("--images", required=True, help="an image file or a folder of images")
+    parser.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
+    parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the checkpoint's)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args()
+    predictor = Predictor(args.checkpoint)
+    written = predict_folder(predictor, args.images, args.out, args.batch_size, args.threshold)
+    print(f"wrote {len(written)} masks and overlays to {args.out}; mask values: 0 background, "
+          + ", ".join(f"{k + 1} {name}" for k, name in enumerate(predictor.classes)))
+
+
+if __name__ == "__main__":
+    main()

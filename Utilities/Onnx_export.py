@@ -1,0 +1,83 @@
+"""Export a checkpoint to ONNX and predict with ONNX Runtime.
+
+The exported graph takes a normalised ``(N, 3, S, S)`` float32 batch and
+returns class probabilities (the sigmoid is part of the graph), with a
+dynamic batch size.
+
+Usage::
+
+    python -m Utilities.Onnx_export --checkpoint Models/unet_resnet34_best.pth --out Models/unet_resnet34.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from Utilities.Checkpoint import load_checkpoint
+from Utilities.Config import TrainConfig
+
+
+class WithSigmoid(torch.nn.Module):
+    """The model followed by a sigmoid, so ONNX outputs probabilities."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(images))
+
+
+def export_onnx(checkpoint: str | Path, onnx_path: str | Path) -> Path:
+    """Write the checkpoint's model as float32 ONNX; returns the path written."""
+    model, meta = load_checkpoint(checkpoint)
+    size = meta["config"]["image_size"]
+    onnx_path = Path(onnx_path)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.randn(2, 3, size, size)
+    torch.onnx.export(
+        WithSigmoid(model).eval(),
+        (example,),
+        str(onnx_path),
+        input_names=["images"],
+        output_names=["probabilities"],
+        dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
+        opset_version=18,
+        dynamo=False,
+    )
+    return onnx_path
+
+
+def onnx_session(onnx_path: str | Path, threads: int | None = None) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session with all graph optimisations."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_predict(session: ort.InferenceSession, batch: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Probabilities ``(N, C, S, S)`` for a normalised ``(N, 3, S, S)`` float32 batch."""
+    batch = batch.numpy() if isinstance(batch, torch.Tensor) else batch
+    return session.run(None, {"images": np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Export a trained checkpoint to ONNX.")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--out", help="ONNX file (default: the checkpoint's name with .onnx)")
+    args = parser.parse_args()
+    out = export_onnx(args.checkpoint, args.out or Path(args.checkpoint).with_suffix(".onnx"))
+    config = TrainConfig.from_dict(load_checkpoint(args.checkpoint)[1]["config"])
+    print(f"wrote {out}: input 'images' (N, 3, {config.image_size}, {config.image_size}) normalised with "
+          f"mean {config.mean} and std {config.std}; output 'probabilities' (N, {len(config.classes)}, ...)")
+
+
+if __name__ == "__main__":
+    main()

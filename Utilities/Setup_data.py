@@ -1,0 +1,105 @@
+"""Put a NEU-DET style data set into the project's ``IMAGES/`` and ``ANNOTATIONS/``.
+
+The source may be a folder, a ``.zip``/``.tar``/``.tar.gz`` archive, or a URL
+of one. Every ``*.jpg`` found anywhere below it goes to ``IMAGES/`` and every
+``*.xml`` to ``ANNOTATIONS/`` (so archives already split into train and
+validation folders are merged). Files are copied, never linked, because the
+validation split later moves them. Images already moved to
+``Validation_Images/`` are not copied again.
+
+Usage::
+
+    python -m Utilities.Setup_data --source ../shared/datasets/NEU-DET
+    python -m Utilities.Setup_data --source https://example.org/NEU-DET.zip
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from Utilities.Extract_masks import NEU_DET_CLASSES
+from Utilities.Validate_data import IMAGE_SUFFIXES, DataReport, check_voc_dataset
+
+
+def fetch(source: str, workdir: Path) -> Path:
+    """A local folder holding the data: ``source`` itself, or a downloaded and unpacked archive."""
+    if source.startswith(("http://", "https://")):
+        archive = workdir / Path(source.split("?")[0]).name
+        with urllib.request.urlopen(source, timeout=60) as response, open(archive, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {archive.name}") as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        source = str(archive)
+    path = Path(source)
+    if path.is_dir():
+        return path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: data source not found")
+    unpacked = workdir / "unpacked"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            archive.extractall(unpacked)
+    elif tarfile.is_tarfile(path):
+        with tarfile.open(path) as archive:
+            archive.extractall(unpacked, filter="data")
+    else:
+        raise ValueError(f"{path}: neither a folder nor a zip or tar archive")
+    return unpacked
+
+
+def setup_data(
+    source: str | Path, root: str | Path = ".", classes: tuple[str, ...] = NEU_DET_CLASSES
+) -> tuple[int, DataReport]:
+    """Copy a data set into ``<root>/IMAGES`` and ``<root>/ANNOTATIONS`` and check it.
+
+    Returns:
+        The number of files copied and the check's report.
+
+    Raises:
+        DataError: listing every problem found, after copying.
+    """
+    root = Path(root)
+    images_dir, annotations_dir = root / "IMAGES", root / "ANNOTATIONS"
+    held_images, held_annotations = root / "Validation_Images", root / "Validation_Annotations"
+    for folder in (images_dir, annotations_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = fetch(str(source), Path(tmp))
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        copied = 0
+        for path in tqdm(files, desc="copying", leave=False):
+            is_image, is_xml = path.suffix.lower() in IMAGE_SUFFIXES, path.suffix.lower() == ".xml"
+            if not (is_image or is_xml):
+                continue
+            target_dir, held_dir = (images_dir, held_images) if is_image else (annotations_dir, held_annotations)
+            target = target_dir / path.name
+            if (held_dir / path.name).exists() or (target.exists() and target.stat().st_size == path.stat().st_size):
+                continue
+            shutil.copyfile(path, target)
+            copied += 1
+    held_out = {p.stem for p in held_images.glob("*")} if held_images.exists() else set()
+    report = check_voc_dataset(images_dir, annotations_dir, classes, ignore_missing=held_out)
+    return copied, report.raise_if_errors()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", required=True, help="folder, archive or URL holding NEU-DET style data")
+    parser.add_argument("--root", default=".", help="project folder (default: current folder)")
+    args = parser.parse_args()
+    copied, report = setup_data(args.source, args.root)
+    print(f"copied {copied} files; {report}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""The training and validation loop.
+
+``fit`` trains with AdamW (or Adam) and a one-cycle learning-rate schedule,
+keeps the best checkpoint by validation Dice and an atomically written "last"
+checkpoint to resume from, and returns the per-epoch history. On a CPU with
+bf16 instructions it trains in bfloat16 autocast with channels-last tensors;
+on CUDA in mixed precision.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import segmentation_models_pytorch as smp
+import torch
+from tqdm.auto import tqdm
+
+from Utilities.Checkpoint import read_checkpoint, save_checkpoint
+from Utilities.Config import TrainConfig
+from Utilities.Distributed import init_from_environment, is_main_process, mean_over_processes, world_size
+from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
+from Utilities.Meter import Meter
+
+
+class BceDiceLoss(torch.nn.Module):
+    """Binary cross-entropy plus soft Dice, both on logits, one channel per class."""
+
+    def __init__(self):
+        super().__init__()
+        self.bce = torch.nn.BCEWithLogitsLoss()
+        self.dice = smp.losses.DiceLoss(mode="multilabel", from_logits=True)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.bce(logits, targets) + self.dice(logits, targets)
+
+
+LOSSES = {
+    "bce_dice": BceDiceLoss,
+    "bce": torch.nn.BCEWithLogitsLoss,
+    "dice": lambda: smp.losses.DiceLoss(mode="multilabel", from_logits=True),
+    "focal": lambda: smp.losses.FocalLoss(mode="multilabel"),
+    "lovasz": lambda: smp.losses.LovaszLoss(mode="multilabel", from_logits=True),
+}
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+
+
+def make_loss(name: str) -> torch.nn.Module:
+    if name not in LOSSES:
+        raise KeyError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
+    return LOSSES[name]()
+
+
+def make_optimizer(name: str, model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name not in OPTIMIZERS:
+        raise KeyError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, so shuffling and augmentation repeat."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _seed_epoch(seed: int, epoch: int, loader) -> None:
+    # Reseeding per epoch makes a resumed run draw the same batches and augmentations.
+    seed_everything(seed + epoch)
+    transform = getattr(loader.dataset, "transform", None)
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed + epoch)
+    if hasattr(getattr(loader, "sampler", None), "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    loss_fn: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loader,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    scaler: torch.amp.GradScaler,
+    description: str = "train",
+) -> float:
+    """One pass over ``loader``; returns the mean training loss."""
+    model.train()
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=description, leave=False, disable=not is_main_process())
+    for images, masks in bar:
+        images = images.to(device, memory_format=torch.channels_last, non_blocking=True)
+        masks = masks.to(device, non_blocking=True)
+        with autocast(device, dtype):
+            loss = loss_fn(model(images).float(), masks)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        total += loss.item() * len(images)
+        count += len(images)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return mean_over_processes(total, count)
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    loader,
+    device: torch.device,
+    classes: tuple[str, ...],
+    threshold: float = 0.5,
+    dtype: torch.dtype | None = None,
+    loss_fn: torch.nn.Module | None = None,
+) -> dict[str, float]:
+    """Scores of ``model`` on ``loader`` (see ``Meter``), plus ``loss`` when ``loss_fn`` is given."""
+    model.eval()
+    meter = Meter(classes, threshold)
+    total, count = 0.0, 0
+    for images, masks in tqdm(loader, desc="val", leave=False, disable=not is_main_process()):
+        images = images.to(device, memory_format=torch.channels_last, non_blocking=True)
+        masks = masks.to(device, non_blocking=True)
+        with autocast(device, dtype):
+            logits = model(images).float()
+        if loss_fn is not None:
+            total += loss_fn(logits, masks).item() * len(images)
+            count += len(images)
+        meter.update(torch.sigmoid(logits), masks)
+    meter.merge_processes()
+    scores = meter.compute()
+    if loss_fn is not None:
+        scores["loss"] = mean_over_processes(total, count)
+    return scores
+
+
+def fit(
+    model: torch.nn.Module,
+    train_loader,
+    val_loader,
+    config: TrainConfig,
+    encoder_weights_used: str | None = None,
+    device: torch.device | None = None,
+    resume: str | Path | None = None,
+) -> pd.DataFrame:
+    """Train for ``config.epochs`` epochs and keep the best and last checkpoints.
+
+    Writes ``Models/<run_name>_best.pth`` (best validation Dice),
+    ``Models/<run_name>_last.pth`` (to resume from) and
+    ``Models/<run_name>_history.csv``. Ctrl-C (KeyboardInterrupt) stops after
+    saving the last state and returns the history so far. Under ``torchrun``
+    it trains with DistributedDataParallel and only rank 0 writes files.
+
+    Args:
+        resume: a ``_last.pth`` checkpoint of an interrupted run to continue.
+
+    Returns:
+        One row per epoch: losses, validation scores, learning rate, seconds, img/s.
+    """
+    device = device or init_from_environment() or default_device()
+    dtype = autocast_dtype(device, config.precision)
+    seed_everything(config.seed)
+    model = prepare_model(model, device)
+    if resume is not None:
+        state = read_checkpoint(resume)
+        model.load_state_dict(state["state_dict"])
+    if world_size() > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    loss_fn = make_loss(config.loss)
+    optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=max(len(train_loader), 1)
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    models_dir = Path(config.models_dir)
+    best_path = models_dir / f"{config.run_name}_best.pth"
+    last_path = models_dir / f"{config.run_name}_last.pth"
+    history_path = models_dir / f"{config.run_name}_history.csv"
+
+    history: list[dict] = []
+    start_epoch = 0
+    if resume is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        history = state["history"]
+        start_epoch = len(history)
+    best_dice = max((row["val_dice"] for row in history), default=-1.0)
+
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            _seed_epoch(config.seed, epoch, train_loader)
+            started = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            train_loss = train_one_epoch(
+                model, loss_fn, optimizer, scheduler, train_loader, device, dtype, scaler,
+                description=f"epoch {epoch + 1}/{config.epochs}",
+            )
+            train_seconds = time.perf_counter() - started
+            scores = evaluate(model, val_loader, device, config.classes, config.threshold, dtype, loss_fn)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "val_loss": scores.pop("loss"),
+                **{f"val_{k}": v for k, v in scores.items()},
+                "lr": lr,
+                "seconds": time.perf_counter() - started,
+                "train_img_per_s": len(train_loader.dataset) / train_seconds,
+            }
+            history.append(row)
+            if not is_main_process():
+                continue
+            if row["val_dice"] > best_dice:
+                best_dice = row["val_dice"]
+                save_checkpoint(best_path, model, config, row, encoder_weights_used, epoch=epoch + 1)
+            _save_last(last_path, model, optimizer, scheduler, scaler, config, history, encoder_weights_used)
+            pd.DataFrame(history).to_csv(history_path, index=False)
+            tqdm.write(
+                f"epoch {row['epoch']:>3}  train_loss {train_loss:.4f}  val_loss {row['val_loss']:.4f}  "
+                f"val_dice {row['val_dice']:.4f}  val_iou {row['val_iou']:.4f}  {row['seconds']:.0f}s"
+            )
+    except KeyboardInterrupt:
+        tqdm.write(f"interrupted in epoch {epoch + 1}; last finished epoch saved in {last_path}")
+    return pd.DataFrame(history)
+
+
+def _save_last(path, model, optimizer, scheduler, scaler, config, history, encoder_weights_used) -> None:
+    metrics = history[-1] if history else {}
+    save_checkpoint(
+        path, model, config, metrics, encoder_weights_used,
+        optimizer=optimizer.state_dict(),
+        scheduler=scheduler.state_dict(),
+        scaler=scaler.state_dict(),
+        history=[{k: float(v) for k, v in row.items()} for row in history],
+    )

@@ -1,0 +1,1 @@
+"""Helpers for pixel-level surface-defect segmentation: data, models, training, metrics, inference."""

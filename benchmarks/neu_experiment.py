@@ -1,0 +1,106 @@
+"""One NEU-DET experiment: train a configuration, score it once on the test images.
+
+Appends a row to ``benchmarks/results/neu_experiments.csv`` with the
+reference's definitions (per-image Dice and IoU over all 6 channels at 0.5,
+averaged over images, at the original 200x200 resolution), mean IoU over
+classes, per-class IoU, image-level class accuracy, training minutes and
+img/s. Model selection uses the val split only; test is scored once.
+
+Usage::
+
+    python -m benchmarks.neu_experiment --seed 1                 # train the default configuration
+    python -m benchmarks.neu_experiment --evaluate Models/unet_resnet34_best.pth --name notebook03
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pandas as pd  # noqa: E402
+
+from Utilities.Checkpoint import read_checkpoint  # noqa: E402
+from Utilities.Config import TrainConfig  # noqa: E402
+from Utilities.Data_Retriever_Seg import make_loaders  # noqa: E402
+from Utilities.Evaluate import evaluate_folder  # noqa: E402
+from Utilities.Inference import Predictor  # noqa: E402
+from Utilities.Resnet_Unet import build_model  # noqa: E402
+from Utilities.Trainer import fit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "neu_experiments.csv"
+
+
+def test_scores(checkpoint: Path) -> dict[str, float]:
+    """Test-set scores at 200x200, without and with flip test-time augmentation."""
+    row = {}
+    for suffix, tta in (("", False), ("_tta", True)):
+        meter = evaluate_folder(Predictor(checkpoint, flip_tta=tta), ROOT / "Validation_Images", ROOT / "Validation_Annotations")
+        scores = meter.compute()
+        row |= {f"test_{k}{suffix}": scores[k] for k in ("dice", "iou", "mean_iou", "class_accuracy")}
+        if not tta:
+            row |= {f"test_iou_{c}": scores[f"iou_{c}"] for c in meter.classes}
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--evaluate", type=Path, help="score an existing checkpoint instead of training")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--arch", default="Unet")
+    parser.add_argument("--encoder", default="resnet34")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--loss", default="bce_dice")
+    args = parser.parse_args()
+
+    if args.evaluate:
+        checkpoint = args.evaluate
+        meta = read_checkpoint(checkpoint)
+        history = pd.read_csv(checkpoint.with_name(checkpoint.name.replace("_best.pth", "_history.csv")))
+        config = TrainConfig.from_dict(meta["config"])
+        minutes = history["seconds"].sum() / 60
+    else:
+        config = TrainConfig(
+            root=ROOT, arch=args.arch, encoder=args.encoder, image_size=args.image_size, epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed,
+            run_name=f"exp_{args.arch.lower()}_{args.encoder}_{args.image_size}_{args.loss}_s{args.seed}",
+        )
+        train_loader, val_loader = make_loaders(config)
+        model, weights = build_model(config.arch, config.encoder, len(config.classes), config.encoder_weights)
+        started = time.perf_counter()
+        history = fit(model, train_loader, val_loader, config, weights)
+        minutes = (time.perf_counter() - started) / 60
+        checkpoint = config.models_dir / f"{config.run_name}_best.pth"
+
+    row = {
+        "name": args.name or config.run_name,
+        "date": datetime.date.today().isoformat(),
+        "arch": config.arch,
+        "encoder": config.encoder,
+        "image_size": config.image_size,
+        "epochs": len(history),
+        "loss": config.loss,
+        "seed": config.seed,
+        "train_minutes": minutes,
+        "train_img_per_s": history["train_img_per_s"].median(),
+        "best_val_dice": history["val_dice"].max(),
+        **test_scores(checkpoint),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.concat([pd.read_csv(RESULTS), pd.DataFrame([row])]) if RESULTS.exists() else pd.DataFrame([row])
+    table.to_csv(RESULTS, index=False, float_format="%.4f")
+    print(pd.Series(row).to_string())
+
+
+if __name__ == "__main__":
+    main()

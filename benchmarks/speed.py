@@ -1,0 +1,280 @@
+"""CPU speed report: the project's defaults against a plain baseline, in one run.
+
+Run with ``make bench``. Prints a markdown table and writes it to
+``benchmarks/results/speed.md`` and ``speed.csv``. Everything is measured in
+the same process on the same machine, so the ratios hold on a noisy machine
+even where the absolute figures move.
+
+The "plain baseline" is what most public repositories do (float32,
+contiguous memory format, masks rebuilt from XML in every ``__getitem__``,
+DataLoader defaults); it lives here only as the yardstick.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import DataLoader, Subset  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from Utilities.Checkpoint import save_checkpoint  # noqa: E402
+from Utilities.Config import TrainConfig  # noqa: E402
+from Utilities.Data_Retriever_Seg import DefectDataset, make_loaders, split_table, train_transforms  # noqa: E402
+from Utilities.Hardware import autocast, autocast_dtype, prepare_model  # noqa: E402
+from Utilities.Inference import Predictor  # noqa: E402
+from Utilities.Onnx_export import export_onnx, onnx_predict, onnx_session  # noqa: E402
+from Utilities.Resnet_Unet import build_model  # noqa: E402
+from Utilities.Trainer import fit, make_loss, make_optimizer, train_one_epoch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SIZE, BATCH = 224, 8
+TRAIN_STEPS, WARMUP_STEPS, INFER_ROUNDS = 12, 2, 8
+CPU = torch.device("cpu")
+
+
+def timed(fn, rounds: int, warmup: int = 1) -> float:
+    """Seconds per call, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        fn()
+    return (time.perf_counter() - started) / rounds
+
+
+def conv_ceiling(dtype: torch.dtype | None) -> float:
+    """FLOP/s of a large 3x3 convolution, the best this CPU does on ResNet-like work."""
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(memory_format=torch.channels_last).eval()
+    x = torch.randn(BATCH, 256, 56, 56).to(memory_format=torch.channels_last)
+    flops = 2 * BATCH * 256 * 256 * 9 * 56 * 56
+
+    @torch.inference_mode()
+    def run():
+        with autocast(CPU, dtype):
+            conv(x)
+
+    return flops / timed(run, rounds=10, warmup=2)
+
+
+def forward_flops(model: torch.nn.Module) -> float:
+    """FLOPs of one forward pass on one image, counted by ``torch.utils.flop_counter``."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(1, 3, SIZE, SIZE))
+    return float(counter.get_total_flops())
+
+
+def config_for(**overrides) -> TrainConfig:
+    return replace(TrainConfig(root=ROOT, image_size=SIZE, batch_size=BATCH), **overrides)
+
+
+def train_images(config: TrainConfig, count: int) -> list[Path]:
+    table = split_table(config)
+    names = table.loc[table["split"] == "train", "image"].sample(n=count, random_state=0)
+    return [config.images_dir / n for n in names]
+
+
+def baseline_training(config: TrainConfig) -> float:
+    """Images/s of a plain float32 loop: XML parsed per item, default DataLoader, contiguous tensors."""
+    dataset = DefectDataset(
+        train_images(config, BATCH * (TRAIN_STEPS + WARMUP_STEPS)), config.annotations_dir, config.classes,
+        train_transforms(SIZE, config.mean, config.std), cache_in_ram=False,
+    )
+    model, _ = build_model(config.arch, config.encoder, len(config.classes))
+    model.train()
+    loss_fn = make_loss("bce_dice")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batches = iter(DataLoader(dataset, batch_size=BATCH, shuffle=True))
+    started = None
+    for step, (images, masks) in enumerate(batches):
+        if step == WARMUP_STEPS:
+            started = time.perf_counter()
+        loss = loss_fn(model(images), masks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return BATCH * TRAIN_STEPS / (time.perf_counter() - started)
+
+
+def default_training(config: TrainConfig, num_workers: int) -> float:
+    """Images/s of the Trainer's own epoch loop on the project's default loader."""
+    dataset = DefectDataset(
+        train_images(config, BATCH * (TRAIN_STEPS + WARMUP_STEPS)), config.annotations_dir, config.classes,
+        train_transforms(SIZE, config.mean, config.std), cache_in_ram=True,
+    )
+    model, _ = build_model(config.arch, config.encoder, len(config.classes))
+    model = prepare_model(model, CPU)
+    loss_fn = make_loss(config.loss)
+    optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    dtype = autocast_dtype(CPU)
+
+    def epoch(subset):
+        loader = DataLoader(Subset(dataset, subset), batch_size=BATCH, shuffle=True, num_workers=num_workers)
+        train_one_epoch(model, loss_fn, optimizer, scheduler, loader, CPU, dtype, scaler)
+
+    epoch(range(BATCH * WARMUP_STEPS))
+    started = time.perf_counter()
+    epoch(range(BATCH * WARMUP_STEPS, len(dataset)))
+    return BATCH * TRAIN_STEPS / (time.perf_counter() - started)
+
+
+def loader_throughput(config: TrainConfig, num_workers: int, batches: int = 40) -> float:
+    """Images/s the cached, augmenting DataLoader delivers on its own."""
+    dataset = DefectDataset(
+        train_images(config, BATCH * batches), config.annotations_dir, config.classes,
+        train_transforms(SIZE, config.mean, config.std), cache_in_ram=True,
+    )
+    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=num_workers)
+    started = time.perf_counter()
+    count = sum(len(images) for images, _ in loader)
+    return count / (time.perf_counter() - started)
+
+
+def inference_rows(config: TrainConfig, workdir: Path) -> list[tuple[str, float]]:
+    """Images/s of the model alone (batch 8, 224 px) along every prediction path."""
+    model, _ = build_model(config.arch, config.encoder, len(config.classes))
+    checkpoint = workdir / "bench.pth"
+    save_checkpoint(checkpoint, model.eval(), config, {}, None)
+    images = [np.random.default_rng(i).integers(0, 255, (200, 200, 3), dtype=np.uint8) for i in range(BATCH)]
+
+    baseline, _ = build_model(config.arch, config.encoder, len(config.classes))
+    baseline.load_state_dict(model.state_dict())
+    baseline.eval()
+    predictor = Predictor(checkpoint)
+    batch = predictor.preprocess(images)
+    channels_last = batch.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def plain():
+        baseline(batch)
+
+    @torch.inference_mode()
+    def default():
+        with autocast(CPU, predictor.dtype):
+            predictor.model(channels_last)
+
+    session = onnx_session(export_onnx(checkpoint, workdir / "bench.onnx"))
+    return [
+        ("inference, plain float32 eager (baseline)", BATCH / timed(plain, INFER_ROUNDS)),
+        ("inference, default (bf16 autocast + channels-last)", BATCH / timed(default, INFER_ROUNDS)),
+        ("inference, ONNX Runtime float32", BATCH / timed(lambda: onnx_predict(session, batch), INFER_ROUNDS)),
+        ("prediction end to end (Predictor.predict, 200x200 in and out)",
+         BATCH / timed(lambda: predictor.predict(images), INFER_ROUNDS)),
+    ]
+
+
+def peak_training_memory_mb() -> float:
+    """Peak RSS of a child process that caches all of NEU-DET and trains 20 steps at 224 px."""
+    code = (
+        "import resource, os; os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')\n"
+        "from itertools import islice\n"
+        "import torch\n"
+        "from benchmarks.speed import config_for, CPU\n"
+        "from Utilities.Data_Retriever_Seg import make_loaders\n"
+        "from Utilities.Resnet_Unet import build_model\n"
+        "from Utilities.Hardware import autocast_dtype, prepare_model\n"
+        "from Utilities.Trainer import make_loss, make_optimizer, train_one_epoch\n"
+        "config = config_for(); train, val = make_loaders(config)\n"
+        "model = prepare_model(build_model(config.arch, config.encoder, 6)[0], CPU)\n"
+        "opt = make_optimizer('adamw', model, 1e-3, 1e-4)\n"
+        "train_one_epoch(model, make_loss('bce_dice'), opt, torch.optim.lr_scheduler.ConstantLR(opt, 1.0),\n"
+        "    list(islice(iter(train), 20)), CPU, autocast_dtype(CPU), torch.amp.GradScaler('cpu', enabled=False))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def precision_check(precision: str, epochs: int = 3, train_images_count: int = 420) -> tuple[float, float]:
+    """Validation Dice and minutes of a short run at 128 px in ``precision``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = replace(
+            TrainConfig(root=ROOT, image_size=128, epochs=epochs, precision=precision),
+            max_train_images=train_images_count, run_name=f"bench_{precision}",
+        )
+        train, val = make_loaders(config)
+        config.root = Path(tmp)  # checkpoints go to a scratch folder
+        model, _ = build_model(config.arch, config.encoder, len(config.classes))
+        started = time.perf_counter()
+        history = fit(model, train, val, config)
+        return float(history["val_dice"].max()), (time.perf_counter() - started) / 60
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+            f"{platform.python_implementation()} {platform.python_version()}")
+
+
+def main() -> None:
+    config = config_for()
+    started = time.perf_counter()
+    rows: list[tuple[str, float, str]] = []
+    bf16, fp32 = conv_ceiling(torch.bfloat16), conv_ceiling(None)
+    rows += [("ceiling: 3x3 conv, bfloat16", bf16 / 1e12, "TFLOP/s"), ("ceiling: 3x3 conv, float32", fp32 / 1e12, "TFLOP/s")]
+    fwd = forward_flops(build_model(config.arch, config.encoder, 6)[0].eval())
+    rows.append(("forward pass, one 224x224 image", fwd / 1e9, "GFLOP"))
+
+    train_base = baseline_training(config)
+    train_default = default_training(config, num_workers=0)
+    train_worker = default_training(config, num_workers=1)
+    rows += [
+        ("training, plain baseline", train_base, "img/s"),
+        ("training, default (num_workers=0)", train_default, "img/s"),
+        ("training, default with 1 DataLoader worker", train_worker, "img/s"),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        infer = inference_rows(config, Path(tmp))
+    rows += [(name, value, "img/s") for name, value in infer]
+    loader0, loader1 = loader_throughput(config, 0), loader_throughput(config, 1)
+    rows += [("DataLoader alone, num_workers=0", loader0, "img/s"), ("DataLoader alone, num_workers=1", loader1, "img/s")]
+    rows.append(("peak RSS, NEU-DET cached in RAM, training at 224 px", peak_training_memory_mb(), "MB"))
+    dice32, minutes32 = precision_check("float32")
+    dice_auto, minutes_auto = precision_check("auto")
+    rows += [
+        ("short run (3 epochs, 420 images, 128 px): val Dice, float32", dice32, "Dice"),
+        ("short run: val Dice, default precision", dice_auto, "Dice"),
+        ("short run: minutes, float32", minutes32, "min"),
+        ("short run: minutes, default precision", minutes_auto, "min"),
+    ]
+
+    best_train = max(train_default, train_worker)
+    best_infer = max(value for name, value in infer[1:3])
+    ratios = [
+        ("training speed-up over baseline (target >= 3.5)", best_train / train_base, "x"),
+        ("training share of bf16 ceiling (3x forward FLOPs; target >= 0.60)", best_train * 3 * fwd / bf16, "share"),
+        ("inference speed-up over baseline, fastest path (target >= 4)", best_infer / infer[0][1], "x"),
+        ("inference share of bf16 ceiling (target >= 0.75)", best_infer * fwd / bf16, "share"),
+        ("DataLoader (workers=0) over training consumption (target >= 5)", loader0 / best_train, "x"),
+        ("val Dice difference default - float32 (target within 0.01)", dice_auto - dice32, "Dice"),
+    ]
+    table = pd.DataFrame(rows + ratios, columns=["measurement", "value", "unit"])
+    table["value"] = table["value"].map(lambda v: f"{v:.3f}")
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    header = f"Measured {stamp} on {machine()}; benchmark took {(time.perf_counter() - started) / 60:.1f} min."
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    table.to_csv(RESULTS / "speed.csv", index=False)
+    (RESULTS / "speed.md").write_text(header + "\n\n" + table.to_markdown(index=False) + "\n")
+    print(header)
+    print(table.to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+import pandas as pd
+import pytest
+import torch
+
+from Utilities.Config import TrainConfig
+from Utilities.Data_Retriever_Seg import DefectDataset, eval_transforms, make_loaders, read_image, stratified_split
+from Utilities.Extract_masks import NEU_DET_CLASSES
+from Utilities.Validation_split import all_image_names, make_split
+
+
+def test_stratified_split_is_seeded_and_balanced():
+    table = pd.DataFrame({"image": [f"{c}_{i}" for c in "abc" for i in range(10)], "class": [c for c in "abc" for _ in range(10)]})
+    rest, held = stratified_split(table, 3, seed=1)
+    assert held["class"].value_counts().to_dict() == {"a": 3, "b": 3, "c": 3}
+    assert len(rest) == 21 and not set(rest.index) & set(held.index)
+    assert list(stratified_split(table, 3, seed=1)[1].index) == list(held.index)
+    assert list(stratified_split(table, 3, seed=2)[1].index) != list(held.index)
+    _, held_fraction = stratified_split(table, 0.2, seed=1)
+    assert held_fraction["class"].value_counts().to_dict() == {"a": 2, "b": 2, "c": 2}
+
+
+def test_dataset_items_and_cache_agree(neu_like):
+    paths = sorted((neu_like / "IMAGES").glob("*.jpg"))[:3]
+    transform = eval_transforms(64, (0.5,) * 3, (0.25,) * 3)
+    cached = DefectDataset(paths, neu_like / "ANNOTATIONS", NEU_DET_CLASSES, transform, cache_in_ram=True)
+    lazy = DefectDataset(paths, neu_like / "ANNOTATIONS", NEU_DET_CLASSES, transform, cache_in_ram=False)
+    image, mask = cached[1]
+    assert image.shape == (3, 64, 64) and image.dtype == torch.float32
+    assert mask.shape == (6, 64, 64) and set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert mask.sum() > 0
+    torch.testing.assert_close(lazy[1][0], image)
+    torch.testing.assert_close(lazy[1][1], mask)
+
+
+def test_unreadable_image_is_named(tmp_path):
+    broken = tmp_path / "crazing_1.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="crazing_1.jpg"):
+        read_image(broken)
+
+
+def test_loaders_follow_the_split_file(neu_like):
+    split = make_split(all_image_names(neu_like), test_per_class=1, val_per_class=1, seed=0)
+    (neu_like / "splits").mkdir()
+    split.to_csv(neu_like / "splits" / "NEU-DET.csv", index=False)
+    config = TrainConfig(root=neu_like, image_size=32, batch_size=4)
+    train, val = make_loaders(config)
+    assert len(train.dataset) == 12 and len(val.dataset) == 6
+    images, masks = next(iter(train))
+    assert images.shape == (4, 3, 32, 32) and masks.shape == (4, 6, 32, 32)
+
+
+def test_missing_split_file_says_what_to_run(neu_like):
+    with pytest.raises(FileNotFoundError, match="02_Create_validation_images"):
+        make_loaders(TrainConfig(root=neu_like))

@@ -1,0 +1,72 @@
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from Utilities.Checkpoint import save_checkpoint
+from Utilities.Config import TrainConfig
+from Utilities.Evaluate import evaluate_folder
+from Utilities.Inference import Predictor, label_map, predict_folder
+from Utilities.Onnx_export import export_onnx, onnx_predict, onnx_session
+from Utilities.Resnet_Unet import build_model
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    config = TrainConfig(image_size=64)
+    model, _ = build_model(config.arch, config.encoder, len(config.classes))
+    path = tmp_path / "model.pth"
+    save_checkpoint(path, model.eval(), config, {"val_dice": 0.5}, None, epoch=1)
+    return path
+
+
+def test_label_map_picks_the_most_probable_class_above_threshold():
+    probs = np.array([[[0.9, 0.2]], [[0.6, 0.3]]], dtype=np.float32)  # (C=2, H=1, W=2)
+    np.testing.assert_array_equal(label_map(probs, 0.5), [[1, 0]])
+
+
+def test_predictions_come_back_at_each_image_size(checkpoint):
+    predictor = Predictor(checkpoint)
+    images = [np.zeros((50, 70, 3), np.uint8), np.full((200, 200, 3), 128, np.uint8)]
+    probs = predictor.predict(images)
+    assert [p.shape for p in probs] == [(6, 50, 70), (6, 200, 200)]
+    assert all(((p >= 0) & (p <= 1)).all() for p in probs)
+
+
+def test_folder_prediction_and_evaluation(checkpoint, neu_like, tmp_path):
+    predictor = Predictor(checkpoint)
+    written = predict_folder(predictor, neu_like / "IMAGES", tmp_path / "out", batch_size=5)
+    assert len(written) == 24
+    mask = cv2.imread(str(written[0]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (48, 48) and mask.max() <= 6
+    assert (tmp_path / "out" / (written[0].name.replace("_mask.png", "_overlay.jpg"))).exists()
+    scores = evaluate_folder(predictor, neu_like / "IMAGES", neu_like / "ANNOTATIONS", limit=7).compute()
+    assert 0 <= scores["dice"] <= 1 and len(scores) > 10
+
+
+def test_command_line(checkpoint, neu_like, tmp_path):
+    out = tmp_path / "cli"
+    result = subprocess.run(
+        [sys.executable, "-m", "Utilities.Inference", "--checkpoint", str(checkpoint),
+         "--images", str(neu_like / "IMAGES" / "crazing_1.jpg"), "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "crazing_1_mask.png").exists() and (out / "crazing_1_overlay.jpg").exists()
+
+
+def test_onnx_runtime_matches_pytorch_float32(checkpoint, neu_like, tmp_path):
+    onnx_path = export_onnx(checkpoint, tmp_path / "model.onnx")
+    predictor = Predictor(checkpoint, precision="float32")
+    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((neu_like / "IMAGES").glob("*.jpg"))[:6]]
+    batch = predictor.preprocess(images)
+    with torch.inference_mode():
+        expected = torch.sigmoid(predictor.model(batch)).numpy()
+    got = onnx_predict(onnx_session(onnx_path), batch)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-3
+    assert ((got > 0.5) == (expected > 0.5)).mean() >= 0.999

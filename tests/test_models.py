@@ -1,0 +1,46 @@
+import time
+import warnings
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from Utilities.Resnet_Unet import KNOWN_MODELS, build_model
+
+
+@pytest.mark.parametrize(("arch", "encoder"), KNOWN_MODELS)
+def test_forward_and_backward(arch, encoder):
+    model, used = build_model(arch, encoder, classes=6)
+    assert used is None
+    out = model(torch.randn(1, 3, 64, 64))
+    assert out.shape == (1, 6, 64, 64)
+    out.mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_unknown_names_list_the_known_ones():
+    with pytest.raises(KeyError, match="Unet"):
+        build_model("Unnet", "resnet34")
+    with pytest.raises(KeyError, match="resnet34"):
+        build_model("Unet", "resnet3")
+
+
+def test_offline_imagenet_warns_fast_and_falls_back(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", "/nonexistent-hub-cache")
+    started = time.perf_counter()
+    with pytest.warns(UserWarning, match="random initialisation"):
+        model, used = build_model("Unet", "resnet34", classes=2, encoder_weights="imagenet")
+    assert time.perf_counter() - started < 10
+    assert used is None
+
+
+def test_local_encoder_weights_file(tmp_path):
+    source, _ = build_model("Unet", "resnet34", classes=2)
+    path = tmp_path / "encoder.safetensors"
+    save_file({k: v.contiguous() for k, v in source.encoder.state_dict().items()}, str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model, used = build_model("Unet", "resnet34", classes=2, encoder_weights=str(path))
+    assert used == "file:encoder.safetensors"
+    torch.testing.assert_close(model.encoder.conv1.weight, source.encoder.conv1.weight)

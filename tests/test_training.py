@@ -1,0 +1,95 @@
+import pickle
+
+import pandas as pd
+import pytest
+import torch
+
+from Utilities.Checkpoint import load_checkpoint, read_checkpoint
+from Utilities.Config import TrainConfig
+from Utilities.Data_Retriever_Seg import make_loaders
+from Utilities.Resnet_Unet import build_model
+from Utilities.Trainer import fit
+from Utilities.Validation_split import all_image_names, make_split
+
+
+def tiny_run(root, epochs=2, run_name="tiny"):
+    split = make_split(all_image_names(root), test_per_class=1, val_per_class=1, seed=0)
+    (root / "splits").mkdir(exist_ok=True)
+    split.to_csv(root / "splits" / "NEU-DET.csv", index=False)
+    config = TrainConfig(root=root, image_size=32, batch_size=4, epochs=epochs, lr=3e-3, run_name=run_name)
+    train_loader, val_loader = make_loaders(config)
+    model, used = build_model(config.arch, config.encoder, len(config.classes))
+    return model, train_loader, val_loader, config, used
+
+
+def test_fit_writes_history_and_checkpoints(neu_like):
+    model, train_loader, val_loader, config, used = tiny_run(neu_like)
+    history = fit(model, train_loader, val_loader, config, used)
+    assert list(history["epoch"]) == [1, 2]
+    assert {"train_loss", "val_loss", "val_dice", "val_iou", "lr", "seconds", "val_iou_crazing"} <= set(history.columns)
+    assert history["train_loss"].notna().all()
+    saved = pd.read_csv(neu_like / "Models" / "tiny_history.csv")
+    assert len(saved) == 2
+    best = read_checkpoint(neu_like / "Models" / "tiny_best.pth")
+    assert best["metrics"]["val_dice"] == pytest.approx(history["val_dice"].max())
+    assert best["config"]["classes"] == list(config.classes) and best["config"]["image_size"] == 32
+    assert best["encoder_weights_used"] is None and "torch" in best["versions"]
+
+
+def test_checkpoint_rebuilds_the_same_model(neu_like):
+    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=1)
+    fit(model, train_loader, val_loader, config, used)
+    last = read_checkpoint(neu_like / "Models" / "tiny_last.pth")
+    loaded, meta = load_checkpoint(neu_like / "Models" / "tiny_last.pth")
+    for name, tensor in loaded.state_dict().items():
+        torch.testing.assert_close(tensor, last["state_dict"][name])
+    assert meta["config"]["arch"] == "Unet"
+
+
+class InterruptedLoader:
+    """Behaves like ``loader`` but raises KeyboardInterrupt (Ctrl-C) when epoch ``stop_at`` starts."""
+
+    def __init__(self, loader, stop_at: int):
+        self.loader, self.dataset, self.stop_at, self.epochs = loader, loader.dataset, stop_at, 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.epochs += 1
+        if self.epochs == self.stop_at:
+            raise KeyboardInterrupt
+        return iter(self.loader)
+
+
+def test_interrupt_then_resume_matches_a_straight_run(neu_like):
+    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=3, run_name="straight")
+    straight = fit(model, train_loader, val_loader, config, used)
+    straight_weights = read_checkpoint(neu_like / "Models" / "straight_last.pth")["state_dict"]
+
+    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=3, run_name="stopped")
+    partial = fit(model, InterruptedLoader(train_loader, stop_at=2), val_loader, config, used)
+    assert len(partial) == 1  # Ctrl-C in epoch 2 returns the finished epoch
+    last = neu_like / "Models" / "stopped_last.pth"
+    assert len(read_checkpoint(last)["history"]) == 1
+
+    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=3, run_name="stopped")
+    resumed = fit(model, train_loader, val_loader, config, used, resume=last)
+    assert list(resumed["epoch"]) == [1, 2, 3]
+    columns = ["train_loss", "val_loss", "val_dice", "lr"]
+    pd.testing.assert_frame_equal(resumed[columns], straight[columns], check_exact=False, rtol=1e-5)
+    resumed_weights = read_checkpoint(last)["state_dict"]
+    for name, tensor in straight_weights.items():
+        torch.testing.assert_close(resumed_weights[name], tensor, rtol=1e-5, atol=1e-6)
+
+
+def test_crafted_checkpoint_is_refused(tmp_path):
+    class RunsCode:
+        def __reduce__(self):
+            return (print, ("this ran on load",))
+
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": RunsCode()}, f)
+    with pytest.raises(ValueError, match="refused to load"):
+        read_checkpoint(path)

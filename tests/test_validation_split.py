@@ -1,0 +1,22 @@
+from Utilities.Validation_split import all_image_names, held_out_counts, make_split, move_test_images, undo_test_split
+
+
+def test_split_is_stratified_and_complete(neu_like):
+    split = make_split(all_image_names(neu_like), test_per_class=1, val_per_class=1, seed=3)
+    assert len(split) == 24
+    counts = split.groupby(["class", "split"]).size().unstack()
+    assert (counts["test"] == 1).all() and (counts["val"] == 1).all() and (counts["train"] == 2).all()
+    assert split.equals(make_split(all_image_names(neu_like), 1, 1, seed=3))
+
+
+def test_move_is_idempotent_and_can_be_undone(neu_like):
+    split = make_split(all_image_names(neu_like), test_per_class=1, val_per_class=1, seed=3)
+    assert move_test_images(split, neu_like) == 12  # 6 images and their 6 XML files
+    assert move_test_images(split, neu_like) == 0
+    assert held_out_counts(neu_like).tolist() == [1] * 6
+    assert len(list((neu_like / "IMAGES").glob("*.jpg"))) == 18
+    test_images = set(split.loc[split["split"] == "test", "image"])
+    assert {p.name for p in (neu_like / "Validation_Images").glob("*.jpg")} == test_images
+    assert undo_test_split(neu_like) == 12
+    assert len(list((neu_like / "IMAGES").glob("*.jpg"))) == 24
+    assert len(list((neu_like / "ANNOTATIONS").glob("*.xml"))) == 24
