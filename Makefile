@@ -33,8 +33,9 @@ run: data
 ## The full run (about 35 min on 2 CPU cores), executed in place: these are the committed outputs.
 full: data
 	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
-		TQDM_DISABLE=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=-1 $$nb || exit 1; done
+	$(PYTHON) tools/strip_progress.py $(NOTEBOOKS)
 
 test: unit notebooks
 

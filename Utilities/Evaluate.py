@@ -20,18 +20,24 @@ def evaluate_folder(
     threshold: float | None = None,
     batch_size: int = 16,
     limit: int | None = None,
+    names: list[str] | None = None,
 ) -> Meter:
     """Predict every image of ``image_dir`` and score it against its XML in ``annotation_dir``.
 
     Masks are compared at the original image size (200x200 for NEU-DET), not
     the network's input size, so numbers compare with published ones.
 
+    Args:
+        names: score only these image file names (default: every image).
+        limit: score only the first ``limit`` images (quick checks).
+
     Returns:
         The filled ``Meter``: ``.compute()`` for all scores, ``.per_class_table()``.
     """
     threshold = predictor.config.threshold if threshold is None else threshold
     meter = Meter(predictor.classes, threshold)
-    files = image_files(image_dir)[:limit]
+    files = [Path(image_dir) / n for n in names] if names is not None else image_files(image_dir)
+    files = files[:limit]
     for start in tqdm(range(0, len(files), batch_size), desc="evaluating", unit="batch"):
         chunk = files[start : start + batch_size]
         probabilities = predictor.predict([read_image(p) for p in chunk])

@@ -38,6 +38,9 @@ class Predictor:
             precision on CUDA) or ``"float32"``.
         flip_tta: also predict the horizontally and vertically flipped images
             and average the three (3x the compute).
+        dominant_class_only: zero every class but the one with the largest
+            predicted area, for data sets like NEU-DET where an image shows
+            one kind of defect.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class Predictor:
         device: torch.device | None = None,
         precision: str = "auto",
         flip_tta: bool = False,
+        dominant_class_only: bool = False,
     ):
         model, self.checkpoint = load_checkpoint(checkpoint)
         self.config = TrainConfig.from_dict(self.checkpoint["config"])
@@ -53,6 +57,7 @@ class Predictor:
         self.dtype = autocast_dtype(self.device, precision)
         self.model = prepare_model(model, self.device).eval()
         self.flip_dims = [(), (3,), (2,)] if flip_tta else [()]
+        self.dominant_class_only = dominant_class_only
         self.mean = np.array(self.config.mean, dtype=np.float32) * 255
         self.std = np.array(self.config.std, dtype=np.float32) * 255
 
@@ -84,6 +89,10 @@ class Predictor:
                 logits = self.model(batch.flip(dims) if dims else batch).float()
             probabilities = probabilities + torch.sigmoid(logits.flip(dims) if dims else logits)
         probabilities = probabilities / len(self.flip_dims)
+        if self.dominant_class_only:
+            area = (probabilities > self.config.threshold).sum(dim=(2, 3))
+            keep = torch.nn.functional.one_hot(area.argmax(1), probabilities.shape[1]).to(probabilities.dtype)
+            probabilities = probabilities * keep[:, :, None, None]
         return [
             F.interpolate(prob[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0]
             .cpu()

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from Utilities.Checkpoint import load_checkpoint
 from Utilities.Config import TrainConfig
@@ -51,6 +53,32 @@ def export_onnx(checkpoint: str | Path, onnx_path: str | Path) -> Path:
         dynamo=False,
     )
     return onnx_path
+
+
+class _Batches(CalibrationDataReader):
+    def __init__(self, batches):
+        self.batches = iter(batches)
+
+    def get_next(self):
+        batch = next(self.batches, None)
+        return None if batch is None else {"images": np.ascontiguousarray(batch, dtype=np.float32)}
+
+
+def quantize_int8(onnx_path: str | Path, calibration_batches, out_path: str | Path) -> Path:
+    """Static int8 quantisation (QDQ, per-channel weights) calibrated on real normalised batches.
+
+    Args:
+        calibration_batches: iterable of ``(N, 3, S, S)`` float32 arrays, e.g. a few val batches.
+    """
+    preprocessed = Path(out_path).with_suffix(".pre.onnx")
+    quant_pre_process(str(onnx_path), str(preprocessed), skip_symbolic_shape=True)
+    quantize_static(
+        str(preprocessed), str(out_path), _Batches(calibration_batches),
+        quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+    )
+    preprocessed.unlink()
+    return Path(out_path)
 
 
 def onnx_session(onnx_path: str | Path, threads: int | None = None) -> ort.InferenceSession:

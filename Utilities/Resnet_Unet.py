@@ -60,6 +60,7 @@ def build_model(
     encoder: str = "resnet34",
     classes: int = 6,
     encoder_weights: str | None = None,
+    seed: int = 0,
 ) -> tuple[torch.nn.Module, str | None]:
     """Build a segmentation model that outputs one logit map per class.
 
@@ -69,6 +70,8 @@ def build_model(
         classes: number of output channels.
         encoder_weights: ``None`` (random), ``"imagenet"`` (hub or local cache),
             or the path of a ``.safetensors``/``.pth`` file with encoder weights.
+        seed: seeds the random initialisation (without touching the global
+            random state), so the same call builds the same model.
 
     Returns:
         The model and a description of the weights actually used
@@ -88,7 +91,9 @@ def build_model(
         if cached:
             weights_file, used = Path(cached), encoder_weights
         elif _hub_reachable():
-            model = archs[arch](encoder_name=encoder, encoder_weights=encoder_weights, classes=classes)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = archs[arch](encoder_name=encoder, encoder_weights=encoder_weights, classes=classes)
             return model, encoder_weights
         else:
             warnings.warn(
@@ -98,7 +103,9 @@ def build_model(
                 stacklevel=2,
             )
 
-    model = archs[arch](encoder_name=encoder, encoder_weights=None, classes=classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = archs[arch](encoder_name=encoder, encoder_weights=None, classes=classes)
     if weights_file is not None:
         load_encoder_weights(model, weights_file)
     return model, used

@@ -46,7 +46,7 @@ def main() -> None:
     config, resume = parse_config()
     device = init_from_environment()
     train_loader, val_loader = make_loaders(config)
-    model, weights = build_model(config.arch, config.encoder, len(config.classes), config.encoder_weights)
+    model, weights = build_model(config.arch, config.encoder, len(config.classes), config.encoder_weights, config.seed)
     history = fit(model, train_loader, val_loader, config, weights, device=device, resume=resume)
     if is_main_process() and len(history):
         best = history.loc[history["val_dice"].idxmax()]

@@ -91,8 +91,9 @@ def train_one_epoch(
     """One pass over ``loader``; returns the mean training loss."""
     model.train()
     total, count = 0.0, 0
-    bar = tqdm(loader, desc=description, leave=False, disable=not is_main_process())
-    for images, masks in bar:
+    # tqdm.auto would call iter(loader) twice per epoch; drive the bar by hand instead
+    bar = tqdm(total=len(loader), desc=description, leave=False, disable=not is_main_process())
+    for images, masks in loader:
         images = images.to(device, memory_format=torch.channels_last, non_blocking=True)
         masks = masks.to(device, non_blocking=True)
         with autocast(device, dtype):
@@ -105,6 +106,8 @@ def train_one_epoch(
         total += loss.item() * len(images)
         count += len(images)
         bar.set_postfix(loss=f"{total / count:.4f}")
+        bar.update()
+    bar.close()
     return mean_over_processes(total, count)
 
 
@@ -122,7 +125,8 @@ def evaluate(
     model.eval()
     meter = Meter(classes, threshold)
     total, count = 0.0, 0
-    for images, masks in tqdm(loader, desc="val", leave=False, disable=not is_main_process()):
+    bar = tqdm(total=len(loader), desc="val", leave=False, disable=not is_main_process())
+    for images, masks in loader:
         images = images.to(device, memory_format=torch.channels_last, non_blocking=True)
         masks = masks.to(device, non_blocking=True)
         with autocast(device, dtype):
@@ -131,6 +135,8 @@ def evaluate(
             total += loss_fn(logits, masks).item() * len(images)
             count += len(images)
         meter.update(torch.sigmoid(logits), masks)
+        bar.update()
+    bar.close()
     meter.merge_processes()
     scores = meter.compute()
     if loss_fn is not None:
@@ -236,5 +242,5 @@ def _save_last(path, model, optimizer, scheduler, scaler, config, history, encod
         optimizer=optimizer.state_dict(),
         scheduler=scheduler.state_dict(),
         scaler=scaler.state_dict(),
-        history=[{k: float(v) for k, v in row.items()} for row in history],
+        history=[{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in history],
     )

@@ -37,15 +37,34 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "neu_experiments.csv"
 
 
-def test_scores(checkpoint: Path) -> dict[str, float]:
-    """Test-set scores at 200x200, without and with flip test-time augmentation."""
-    row = {}
-    for suffix, tta in (("", False), ("_tta", True)):
-        meter = evaluate_folder(Predictor(checkpoint, flip_tta=tta), ROOT / "Validation_Images", ROOT / "Validation_Annotations")
+POST_PROCESSING = {  # name: Predictor options; chosen on val, never on test
+    "plain": {},
+    "tta": {"flip_tta": True},
+    "dominant": {"dominant_class_only": True},
+    "tta+dominant": {"flip_tta": True, "dominant_class_only": True},
+}
+
+
+def test_scores(checkpoint: Path, config: TrainConfig) -> dict[str, float | str]:
+    """Scores at 200x200: test without post-processing, and test with the post-processing best on val."""
+    split = pd.read_csv(config.split_path)
+    val_names = list(split.loc[split["split"] == "val", "image"])
+    val_dice = {
+        name: evaluate_folder(Predictor(checkpoint, **options), ROOT / "IMAGES", ROOT / "ANNOTATIONS", names=val_names)
+        .compute()["dice"]
+        for name, options in POST_PROCESSING.items()
+    }
+    chosen = max(val_dice, key=val_dice.get)
+    row: dict[str, float | str] = {f"val_dice_{name}": dice for name, dice in val_dice.items()}
+    for label, name in (("", "plain"), ("_post", chosen)):
+        meter = evaluate_folder(
+            Predictor(checkpoint, **POST_PROCESSING[name]), ROOT / "Validation_Images", ROOT / "Validation_Annotations"
+        )
         scores = meter.compute()
-        row |= {f"test_{k}{suffix}": scores[k] for k in ("dice", "iou", "mean_iou", "class_accuracy")}
-        if not tta:
+        row |= {f"test_{k}{label}": scores[k] for k in ("dice", "iou", "mean_iou", "class_accuracy")}
+        if not label:
             row |= {f"test_iou_{c}": scores[f"iou_{c}"] for c in meter.classes}
+    row["post_processing"] = chosen
     return row
 
 
@@ -68,6 +87,7 @@ def main() -> None:
         meta = read_checkpoint(checkpoint)
         history = pd.read_csv(checkpoint.with_name(checkpoint.name.replace("_best.pth", "_history.csv")))
         config = TrainConfig.from_dict(meta["config"])
+        config.root = ROOT
         minutes = history["seconds"].sum() / 60
     else:
         config = TrainConfig(
@@ -76,7 +96,7 @@ def main() -> None:
             run_name=f"exp_{args.arch.lower()}_{args.encoder}_{args.image_size}_{args.loss}_s{args.seed}",
         )
         train_loader, val_loader = make_loaders(config)
-        model, weights = build_model(config.arch, config.encoder, len(config.classes), config.encoder_weights)
+        model, weights = build_model(config.arch, config.encoder, len(config.classes), config.encoder_weights, config.seed)
         started = time.perf_counter()
         history = fit(model, train_loader, val_loader, config, weights)
         minutes = (time.perf_counter() - started) / 60
@@ -94,7 +114,7 @@ def main() -> None:
         "train_minutes": minutes,
         "train_img_per_s": history["train_img_per_s"].median(),
         "best_val_dice": history["val_dice"].max(),
-        **test_scores(checkpoint),
+        **test_scores(checkpoint, config),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     table = pd.concat([pd.read_csv(RESULTS), pd.DataFrame([row])]) if RESULTS.exists() else pd.DataFrame([row])

@@ -90,6 +90,6 @@ def test_crafted_checkpoint_is_refused(tmp_path):
 
     path = tmp_path / "evil.pth"
     with open(path, "wb") as f:
-        pickle.dump({"state_dict": RunsCode()}, f)
+        pickle.dump({"state_dict": RunsCode()}, f, protocol=2)
     with pytest.raises(ValueError, match="refused to load"):
         read_checkpoint(path)
