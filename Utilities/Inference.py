@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.fx.experimental.optimization import fuse
+from torch.fx.proxy import TraceError
 from tqdm.auto import tqdm
 
 from Utilities.Checkpoint import load_checkpoint
@@ -26,6 +28,23 @@ from Utilities.Data_Retriever_Seg import read_image
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
 from Utilities.Plots import overlay
 from Utilities.Validate_data import IMAGE_SUFFIXES
+
+
+def optimise_for_inference(model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None) -> torch.nn.Module:
+    """The fastest eager form of ``model`` for predictions (measured in ``make bench``).
+
+    BatchNorm is folded into the preceding convolutions where torch.fx can
+    trace the model (U-Net; FPN branches on tensor shapes and stays unfused),
+    the layout is channels-last, and on a CPU with bf16 instructions the
+    weights themselves become bfloat16, which saves autocast's per-call casts.
+    """
+    model = model.eval()
+    try:
+        model = fuse(model)
+    except TraceError:
+        pass
+    model = prepare_model(model, device)
+    return model.to(torch.bfloat16) if device.type == "cpu" and dtype == torch.bfloat16 else model
 
 
 class Predictor:
@@ -55,7 +74,8 @@ class Predictor:
         self.config = TrainConfig.from_dict(self.checkpoint["config"])
         self.device = device or default_device()
         self.dtype = autocast_dtype(self.device, precision)
-        self.model = prepare_model(model, self.device).eval()
+        self.model = optimise_for_inference(model, self.device, self.dtype)
+        self.input_dtype = next(self.model.parameters()).dtype
         self.flip_dims = [(), (3,), (2,)] if flip_tta else [()]
         self.dominant_class_only = dominant_class_only
         self.mean = np.array(self.config.mean, dtype=np.float32) * 255
@@ -82,10 +102,10 @@ class Predictor:
         Returns:
             One ``(C, H, W)`` float32 array per image.
         """
-        batch = self.preprocess(images).to(self.device, memory_format=torch.channels_last)
+        batch = self.preprocess(images).to(self.device, self.input_dtype, memory_format=torch.channels_last)
         probabilities = 0
         for dims in self.flip_dims:
-            with autocast(self.device, self.dtype):
+            with autocast(self.device, None if self.input_dtype == torch.bfloat16 else self.dtype):
                 logits = self.model(batch.flip(dims) if dims else batch).float()
             probabilities = probabilities + torch.sigmoid(logits.flip(dims) if dims else logits)
         probabilities = probabilities / len(self.flip_dims)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from Utilities.Checkpoint import save_checkpoint
+from Utilities.Checkpoint import load_checkpoint, save_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Evaluate import evaluate_folder
 from Utilities.Inference import Predictor, label_map, predict_folder
@@ -48,6 +48,14 @@ def test_folder_prediction_and_evaluation(checkpoint, neu_like, tmp_path):
     assert 0 <= scores["dice"] <= 1 and len(scores) > 10
 
 
+def test_fast_path_agrees_with_float32(checkpoint, neu_like):
+    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((neu_like / "IMAGES").glob("*.jpg"))[:4]]
+    fast = np.stack(Predictor(checkpoint).predict(images))
+    exact = np.stack(Predictor(checkpoint, precision="float32").predict(images))
+    assert np.abs(fast - exact).max() < 0.1
+    assert ((fast > 0.5) == (exact > 0.5)).mean() > 0.98
+
+
 def test_command_line(checkpoint, neu_like, tmp_path):
     out = tmp_path / "cli"
     result = subprocess.run(
@@ -61,11 +69,11 @@ def test_command_line(checkpoint, neu_like, tmp_path):
 
 def test_onnx_runtime_matches_pytorch_float32(checkpoint, neu_like, tmp_path):
     onnx_path = export_onnx(checkpoint, tmp_path / "model.onnx")
-    predictor = Predictor(checkpoint, precision="float32")
+    model, _ = load_checkpoint(checkpoint)  # the plain float32 PyTorch model
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((neu_like / "IMAGES").glob("*.jpg"))[:6]]
-    batch = predictor.preprocess(images)
+    batch = Predictor(checkpoint).preprocess(images)
     with torch.inference_mode():
-        expected = torch.sigmoid(predictor.model(batch)).numpy()
+        expected = torch.sigmoid(model(batch)).numpy()
     got = onnx_predict(onnx_session(onnx_path), batch)
     assert got.shape == expected.shape
     assert np.abs(got - expected).max() < 1e-3
