@@ -45,8 +45,10 @@ labels = pd.concat([label_table(f) for f in folders], ignore_index=True)
 boxes = pd.concat([box_table(f) for f in folders], ignore_index=True)
 labels["class"] = labels["image"].map(class_of)""",
     CHECK + """print(len(labels), "images,", len(boxes), "boxes")
-labels.groupby("class").agg(images=("image", "size"), boxes=("n_defects", "sum"), boxes_per_image=("n_defects", "mean"))""",
-    CHECK + """boxes["class"].value_counts()""",
+per_class = labels.groupby("class").agg(images=("image", "size"), boxes=("n_defects", "sum"), boxes_per_image=("n_defects", "mean"))
+print(per_class.round(2).to_string())""",
+    CHECK + """print("boxes by box label (an image of one class can hold boxes of another):")
+print(boxes["class"].value_counts().to_string())""",
     "md:## Boxes per image, box area and shape\nCrazing and rolled-in scale boxes often cover most of the image; "
     "inclusions and scratches are thin and small.",
     """fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
@@ -90,7 +92,7 @@ else:
     split = make_split(all_image_names(ROOT), TEST_PER_CLASS, VAL_PER_CLASS, SEED)
     split_path.parent.mkdir(exist_ok=True)
     split.to_csv(split_path, index=False)""",
-    CHECK + """split.groupby(["class", "split"]).size().unstack()""",
+    CHECK + """print(split.groupby(["class", "split"]).size().unstack().to_string())""",
     """moved = move_test_images(split, ROOT)
 print(f"moved {moved} files")""",
     CHECK + """print(held_out_counts(ROOT).to_string())
