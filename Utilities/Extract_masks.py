@@ -121,7 +121,8 @@ def label_table(annotation_dir: str | Path, classes: tuple[str, ...] = NEU_DET_C
                 "height": annotation.height,
             }
         )
-    return pd.DataFrame(rows, columns=["image", *classes, "n_defects", "width", "height"])
+    counts = {name: int for name in (*classes, "n_defects", "width", "height")}
+    return pd.DataFrame(rows, columns=["image", *classes, "n_defects", "width", "height"]).astype(counts)
 
 
 def box_table(annotation_dir: str | Path) -> pd.DataFrame:

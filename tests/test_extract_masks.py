@@ -51,6 +51,11 @@ def test_label_table(tmp_path):
     assert table.loc[1, "patches"] == 1 and table.loc[1, "crazing"] == 0
 
 
+def test_label_table_of_an_empty_folder_keeps_integer_columns(tmp_path):
+    table = label_table(tmp_path)
+    assert len(table) == 0 and table["n_defects"].dtype.kind == "i" and table["crazing"].dtype.kind == "i"
+
+
 def test_class_of():
     assert class_of("rolled-in_scale_12.jpg") == "rolled-in_scale"
     with pytest.raises(KeyError):
