@@ -9,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env data run full test unit notebooks bench lint clean-data
+.PHONY: env data run full test unit notebooks bench lint
 
 env: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml

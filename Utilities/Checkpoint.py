@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import subprocess
+import warnings
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
@@ -81,6 +82,35 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from error
 
 
+# Settings that fix the model or the learning-rate schedule: a resumed run must share them.
+RESUME_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "loss", "image_size", "seed",
+                   "max_train_images", "split_file")
+
+
+def check_resumable(checkpoint: dict, wanted: dict, path: str | Path) -> None:
+    """Raise, naming both sides, unless ``checkpoint`` is a last checkpoint of the same run settings."""
+    if "optimizer" not in checkpoint:
+        raise ValueError(f"{path} is not a _last.pth checkpoint (it holds no optimiser state); resume from <run>_last.pth")
+    saved = checkpoint["config"]
+    if _describe(saved) != _describe(wanted):
+        raise ValueError(f"{path} holds {_describe(saved)}, but this run builds {_describe(wanted)}")
+    differ = [f"{k}: checkpoint {saved.get(k)!r}, this run {wanted.get(k)!r}" for k in RESUME_SETTINGS if saved.get(k) != wanted.get(k)]
+    if differ:
+        raise ValueError(f"{path} was trained with other settings; resume with the same ones ({'; '.join(differ)})")
+
+
+def _describe(config: dict) -> str:
+    return f"{config['arch']}/{config['encoder']} with {len(config['classes'])} classes {list(config['classes'])}"
+
+
+def warn_on_version_change(checkpoint: dict, path: str | Path) -> None:
+    """Warn when a library's major version differs from the one the checkpoint was made with."""
+    for library, saved in checkpoint.get("versions", {}).items():
+        current = library_versions().get(library)
+        if current and saved.split(".")[0] != current.split(".")[0]:
+            warnings.warn(f"{path} was made with {library} {saved}; this is {current}", stacklevel=3)
+
+
 def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild the model from a checkpoint.
 
@@ -89,6 +119,7 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
         metrics, versions...) without the weights.
     """
     checkpoint = read_checkpoint(path)
+    warn_on_version_change(checkpoint, path)
     config = TrainConfig.from_dict(checkpoint["config"])
     model, _ = build_model(config.arch, config.encoder, len(config.classes), encoder_weights=None)
     try:

@@ -68,6 +68,8 @@ class TrainConfig:
         """Plain Python values only, so checkpoints load with ``weights_only=True``."""
         values = asdict(self)
         values["root"] = str(values["root"])
+        if values["encoder_weights"] is not None:
+            values["encoder_weights"] = str(values["encoder_weights"])
         values["classes"] = list(values["classes"])
         values["mean"] = list(values["mean"])
         values["std"] = list(values["std"])

@@ -121,6 +121,18 @@ class DefectDataset(Dataset):
         return out["image"], out["mask"].float()
 
 
+def seed_worker(worker_id: int) -> None:
+    """Give each DataLoader worker its own augmentation stream, derived from the epoch's seed.
+
+    Workers are started anew every epoch (no ``persistent_workers``), so the
+    per-epoch reseeding in the Trainer reaches them too.
+    """
+    info = torch.utils.data.get_worker_info()
+    dataset = info.dataset.dataset if isinstance(info.dataset, Subset) else info.dataset
+    if hasattr(dataset.transform, "set_random_seed"):
+        dataset.transform.set_random_seed(info.seed % 2**32)
+
+
 def split_table(config: TrainConfig) -> pd.DataFrame:
     """The committed split file (``image, class, split``), checked to exist."""
     if not config.split_path.exists():
@@ -169,6 +181,7 @@ def make_loaders(config: TrainConfig) -> tuple[DataLoader, DataLoader]:
             cache_in_ram=config.cache_in_ram,
         )
         sampler = None
+        share = len(dataset) // world_size()
         if world_size() > 1 and split == "train":
             sampler = DistributedSampler(dataset, shuffle=True, seed=config.seed, drop_last=True)
         elif world_size() > 1:  # every val image exactly once over all processes
@@ -179,9 +192,9 @@ def make_loaders(config: TrainConfig) -> tuple[DataLoader, DataLoader]:
                 batch_size=config.batch_size,
                 shuffle=split == "train" and sampler is None,
                 sampler=sampler,
-                drop_last=split == "train" and len(dataset) > config.batch_size,
+                drop_last=split == "train" and share > config.batch_size,
                 num_workers=config.num_workers,
-                persistent_workers=config.num_workers > 0,
+                worker_init_fn=seed_worker,
             )
         )
     return loaders[0], loaders[1]

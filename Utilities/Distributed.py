@@ -55,6 +55,7 @@ def mean_over_processes(total: float, count: int) -> float:
     """``sum(total) / sum(count)`` over all processes."""
     if world_size() == 1:
         return total / max(count, 1)
-    values = torch.tensor([total, float(count)], dtype=torch.float64)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    values = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
     dist.all_reduce(values)
     return float(values[0] / values[1].clamp(min=1))

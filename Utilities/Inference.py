@@ -110,7 +110,7 @@ class Predictor:
             probabilities = probabilities + torch.sigmoid(logits.flip(dims) if dims else logits)
         probabilities = probabilities / len(self.flip_dims)
         if self.dominant_class_only:
-            area = (probabilities > self.config.threshold).sum(dim=(2, 3))
+            area = (probabilities >= self.config.threshold).sum(dim=(2, 3))
             keep = torch.nn.functional.one_hot(area.argmax(1), probabilities.shape[1]).to(probabilities.dtype)
             probabilities = probabilities * keep[:, :, None, None]
         return [
@@ -133,9 +133,9 @@ def image_files(folder_or_file: str | Path) -> list[Path]:
 
 
 def label_map(probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    """``(H, W)`` uint8: 0 where no class passes ``threshold``, else 1 + the most probable class."""
+    """``(H, W)`` uint8: 0 where no class reaches ``threshold``, else 1 + the most probable class."""
     best = probabilities.argmax(0)
-    return np.where(probabilities.max(0) > threshold, best + 1, 0).astype(np.uint8)
+    return np.where(probabilities.max(0) >= threshold, best + 1, 0).astype(np.uint8)
 
 
 def predict_folder(

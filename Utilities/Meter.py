@@ -10,8 +10,10 @@ Definitions (all at a probability threshold, 0.5 by default):
 - ``dice_<class>`` / ``iou_<class>``: pooled over all pixels of all images of
   that channel (dataset-level), the usual per-class segmentation score;
   ``mean_iou`` is their mean over classes.
-- ``class_accuracy``: share of images whose class with the largest predicted
-  area is the class with the largest true area (NEU-DET's image-level label).
+- ``class_accuracy``: over images with a defect, the share whose class with
+  the largest predicted area is the class with the largest true area
+  (NEU-DET's image-level label); an image with nothing predicted is wrong.
+- ``images``: how many images were scored.
 
 Only per-image, per-class counts of true/false positives/negatives are kept,
 so memory grows with the number of images, not pixels.
@@ -55,34 +57,41 @@ class Meter:
         self.counts.append(torch.stack([tp, fp, fn, tn], dim=-1))
 
     def merge_processes(self) -> None:
-        """Under ``torchrun``, collect every process's images so all score the whole set."""
-        if self.counts:
-            self.counts = [gather_rows(torch.cat(self.counts))]
+        """Under ``torchrun``, collect every process's images so all score the whole set.
+
+        Every process must call this, also one whose share of images is empty.
+        """
+        mine = torch.cat(self.counts) if self.counts else torch.zeros((0, len(self.classes), 4), dtype=torch.int64)
+        self.counts = [gather_rows(mine)]
 
     def stats(self) -> tuple[torch.Tensor, ...]:
         """tp, fp, fn, tn, each ``(N_images, C)`` int64."""
-        if not self.counts:
-            raise ValueError("Meter has no batches; call update() first")
+        if not self.counts or not sum(len(c) for c in self.counts):
+            raise ValueError("Meter has no images; call update() first")
         return torch.cat(self.counts).unbind(-1)
 
     def compute(self) -> dict[str, float]:
         """All scores as a flat ``{name: float}`` dict (see the module docstring)."""
         tp, fp, fn, tn = self.stats()
-        scores = {
-            "dice": _mean(smp.metrics.f1_score(tp, fp, fn, tn, reduction="micro-imagewise", zero_division=1.0)),
-            "iou": _mean(smp.metrics.iou_score(tp, fp, fn, tn, reduction="micro-imagewise", zero_division=1.0)),
-        }
-        per_image_dice = smp.metrics.f1_score(tp.sum(1), fp.sum(1), fn.sum(1), tn.sum(1), zero_division=1.0)
+        pooled = (tp.sum(1), fp.sum(1), fn.sum(1), tn.sum(1))  # per image, all channels together
+        per_image_dice = smp.metrics.f1_score(*pooled, zero_division=1.0)
         has_defect = (tp + fn).sum(1) > 0
-        scores["dice_pos"] = _mean(per_image_dice[has_defect])
-        scores["dice_neg"] = _mean(per_image_dice[~has_defect])
+        scores = {
+            "dice": _mean(per_image_dice),
+            "iou": _mean(smp.metrics.iou_score(*pooled, zero_division=1.0)),
+            "dice_pos": _mean(per_image_dice[has_defect]),
+            "dice_neg": _mean(per_image_dice[~has_defect]),
+        }
         class_dice = smp.metrics.f1_score(tp.sum(0), fp.sum(0), fn.sum(0), tn.sum(0), zero_division=1.0)
         class_iou = smp.metrics.iou_score(tp.sum(0), fp.sum(0), fn.sum(0), tn.sum(0), zero_division=1.0)
         for name, dice, iou in zip(self.classes, class_dice, class_iou):
             scores[f"dice_{name}"] = float(dice)
             scores[f"iou_{name}"] = float(iou)
         scores["mean_iou"] = float(class_iou.mean())
-        scores["class_accuracy"] = _mean(((tp + fp).argmax(1) == (tp + fn).argmax(1))[has_defect])
+        predicted_area, true_area = tp + fp, tp + fn
+        right = (predicted_area.argmax(1) == true_area.argmax(1)) & (predicted_area.sum(1) > 0)
+        scores["class_accuracy"] = _mean(right[has_defect])
+        scores["images"] = float(len(tp))
         return scores
 
     def per_class_table(self) -> pd.DataFrame:

@@ -12,9 +12,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -42,6 +44,7 @@ def export_onnx(checkpoint: str | Path, onnx_path: str | Path) -> Path:
     onnx_path = Path(onnx_path)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(2, 3, size, size)
+    config = TrainConfig.from_dict(meta["config"])
     torch.onnx.export(
         WithSigmoid(model).eval(),
         (example,),
@@ -52,7 +55,16 @@ def export_onnx(checkpoint: str | Path, onnx_path: str | Path) -> Path:
         opset_version=18,
         dynamo=False,
     )
+    model_proto = onnx.load(str(onnx_path))
+    onnx.helper.set_model_props(model_proto, {"train_config": json.dumps(config.to_dict())})
+    onnx.save(model_proto, str(onnx_path))
     return onnx_path
+
+
+def onnx_config(onnx_path: str | Path) -> TrainConfig:
+    """The training settings (input size, normalisation, classes) stored in an exported model."""
+    props = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    return TrainConfig.from_dict(json.loads(props["train_config"]))
 
 
 class _Batches(CalibrationDataReader):
@@ -102,7 +114,7 @@ def main() -> None:
     parser.add_argument("--out", help="ONNX file (default: the checkpoint's name with .onnx)")
     args = parser.parse_args()
     out = export_onnx(args.checkpoint, args.out or Path(args.checkpoint).with_suffix(".onnx"))
-    config = TrainConfig.from_dict(load_checkpoint(args.checkpoint)[1]["config"])
+    config = onnx_config(out)
     print(f"wrote {out}: input 'images' (N, 3, {config.image_size}, {config.image_size}) normalised with "
           f"mean {config.mean} and std {config.std}; output 'probabilities' (N, {len(config.classes)}, ...)")
 

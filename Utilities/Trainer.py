@@ -19,7 +19,7 @@ import segmentation_models_pytorch as smp
 import torch
 from tqdm.auto import tqdm
 
-from Utilities.Checkpoint import read_checkpoint, save_checkpoint
+from Utilities.Checkpoint import check_resumable, read_checkpoint, save_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Distributed import init_from_environment, is_main_process, mean_over_processes, world_size
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
@@ -77,6 +77,11 @@ def _seed_epoch(seed: int, epoch: int, loader) -> None:
         loader.sampler.set_epoch(epoch)
 
 
+def _quiet_unless_main() -> dict:
+    # Only rank 0 shows bars; elsewhere tqdm's own settings (e.g. TQDM_DISABLE=1) apply.
+    return {} if is_main_process() else {"disable": True}
+
+
 def train_one_epoch(
     model: torch.nn.Module,
     loss_fn: torch.nn.Module,
@@ -92,7 +97,7 @@ def train_one_epoch(
     model.train()
     total, count = 0.0, 0
     # tqdm.auto would call iter(loader) twice per epoch; drive the bar by hand instead
-    bar = tqdm(total=len(loader), desc=description, leave=False, disable=not is_main_process())
+    bar = tqdm(total=len(loader), desc=description, leave=False, **_quiet_unless_main())
     for images, masks in loader:
         images = images.to(device, memory_format=torch.channels_last, non_blocking=True)
         masks = masks.to(device, non_blocking=True)
@@ -125,7 +130,7 @@ def evaluate(
     model.eval()
     meter = Meter(classes, threshold)
     total, count = 0.0, 0
-    bar = tqdm(total=len(loader), desc="val", leave=False, disable=not is_main_process())
+    bar = tqdm(total=len(loader), desc="val", leave=False, **_quiet_unless_main())
     for images, masks in loader:
         images = images.to(device, memory_format=torch.channels_last, non_blocking=True)
         masks = masks.to(device, non_blocking=True)
@@ -158,7 +163,7 @@ def fit(
     Writes ``Models/<run_name>_best.pth`` (best validation Dice),
     ``Models/<run_name>_last.pth`` (to resume from) and
     ``Models/<run_name>_history.csv``. Ctrl-C (KeyboardInterrupt) stops after
-    saving the last state and returns the history so far. Under ``torchrun``
+    keeping the last finished epoch and returns the history so far. Under ``torchrun``
     it trains with DistributedDataParallel and only rank 0 writes files.
 
     Args:
@@ -173,6 +178,7 @@ def fit(
     model = prepare_model(model, device)
     if resume is not None:
         state = read_checkpoint(resume)
+        check_resumable(state, config.to_dict(), resume)
         model.load_state_dict(state["state_dict"])
     if world_size() > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -231,7 +237,8 @@ def fit(
                 f"val_dice {row['val_dice']:.4f}  val_iou {row['val_iou']:.4f}  {row['seconds']:.0f}s"
             )
     except KeyboardInterrupt:
-        tqdm.write(f"interrupted in epoch {epoch + 1}; last finished epoch saved in {last_path}")
+        saved = f"epoch {len(history)} is saved in {last_path}" if history else "no epoch had finished"
+        tqdm.write(f"interrupted in epoch {epoch + 1}; {saved}")
     return pd.DataFrame(history)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 from tqdm.auto import tqdm
 
 from Utilities.Extract_masks import parse_voc_xml
@@ -43,13 +44,17 @@ class DataReport:
         return self
 
 
-def image_is_whole(path: Path) -> bool:
-    """False for files that do not decode, or JPEGs cut short (no end-of-image marker)."""
-    if cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is None:
-        return False
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        return path.read_bytes().rstrip(b"\0")[-2:] == b"\xff\xd9"
-    return True
+def image_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)``, or ``None`` for a file that does not decode or a JPEG cut short.
+
+    OpenCV decodes a truncated JPEG with a grey bottom and only a warning, so
+    JPEGs must also end with their end-of-image marker.
+    """
+    data = path.read_bytes()
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or (path.suffix.lower() in (".jpg", ".jpeg") and data.rstrip(b"\0")[-2:] != b"\xff\xd9"):
+        return None
+    return image.shape[:2]
 
 
 def check_voc_dataset(
@@ -106,10 +111,11 @@ def check_voc_dataset(
         except ValueError as problem:
             error(str(problem))
             continue
-        if not image_is_whole(image_path):
+        size = image_size(image_path)
+        if size is None:
             error(f"{image_path.name}: unreadable or truncated image")
             continue
-        height, width = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED).shape[:2]
+        height, width = size
         if (height, width) != (annotation.height, annotation.width):
             error(f"{image_path.name}: image is {width}x{height}, its XML says {annotation.width}x{annotation.height}")
         for box in annotation.boxes:

@@ -4,7 +4,9 @@ Appends a row to ``benchmarks/results/neu_experiments.csv`` with the
 reference's definitions (per-image Dice and IoU over all 6 channels at 0.5,
 averaged over images, at the original 200x200 resolution), mean IoU over
 classes, per-class IoU, image-level class accuracy, training minutes and
-img/s. Model selection uses the val split only; test is scored once.
+img/s. Model selection and the choice of post-processing (flip TTA, keeping
+only the dominant class) use the val split only; test is scored without
+post-processing and with the one chosen on val.
 
 Usage::
 
@@ -46,7 +48,7 @@ POST_PROCESSING = {  # name: Predictor options; chosen on val, never on test
 }
 
 
-def test_scores(checkpoint: Path, config: TrainConfig) -> dict[str, float | str]:
+def score_checkpoint(checkpoint: Path, config: TrainConfig) -> dict[str, float | str]:
     """Scores at 200x200: test without post-processing, and test with the post-processing best on val."""
     split = pd.read_csv(config.split_path)
     val_names = list(split.loc[split["split"] == "val", "image"])
@@ -115,7 +117,7 @@ def main() -> None:
         "train_minutes": minutes,
         "train_img_per_s": history["train_img_per_s"].median(),
         "best_val_dice": history["val_dice"].max(),
-        **test_scores(checkpoint, config),
+        **score_checkpoint(checkpoint, config),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     table = pd.concat([pd.read_csv(RESULTS), pd.DataFrame([row])]) if RESULTS.exists() else pd.DataFrame([row])

@@ -13,8 +13,10 @@ DataLoader defaults); it lives here only as the yardstick.
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -212,8 +214,10 @@ def inference_accuracy(checkpoint: Path, workdir: Path) -> list[tuple[str, float
         rows.append((f"trained model, test Dice, {name} PyTorch", meter.compute()["dice"], "Dice"))
     predictor = Predictor(checkpoint, precision="float32")
     onnx_path = export_onnx(checkpoint, workdir / "trained.onnx")
-    paths = sorted((ROOT / "IMAGES").glob("*.jpg"))[:64]
-    calibration = [predictor.preprocess([read_image(p) for p in paths[i : i + 8]]).numpy() for i in range(0, 64, 8)]
+    table = split_table(config_for())
+    train = table[table["split"] == "train"].groupby("class").sample(n=8, random_state=0)  # every class, 48 images
+    paths = [ROOT / "IMAGES" / name for name in train["image"]]
+    calibration = [predictor.preprocess([read_image(p) for p in paths[i : i + 8]]).numpy() for i in range(0, len(paths), 8)]
     int8 = onnx_session(quantize_int8(onnx_path, calibration, workdir / "trained.int8.onnx"))
     meter = Meter(predictor.classes)
     for path in image_files(ROOT / "Validation_Images"):
@@ -225,25 +229,24 @@ def inference_accuracy(checkpoint: Path, workdir: Path) -> list[tuple[str, float
     return rows
 
 
-def peak_training_memory_mb() -> float:
-    """Peak RSS of a child process that caches all of NEU-DET and trains 20 steps at 224 px."""
-    code = (
-        "import resource, os; os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')\n"
-        "from itertools import islice\n"
-        "import torch\n"
-        "from benchmarks.speed import config_for, CPU\n"
-        "from Utilities.Data_Retriever_Seg import make_loaders\n"
-        "from Utilities.Resnet_Unet import build_model\n"
-        "from Utilities.Hardware import autocast_dtype, prepare_model\n"
-        "from Utilities.Trainer import make_loss, make_optimizer, train_one_epoch\n"
-        "config = config_for(); train, val = make_loaders(config)\n"
-        "model = prepare_model(build_model(config.arch, config.encoder, 6)[0], CPU)\n"
-        "opt = make_optimizer('adamw', model, 1e-3, 1e-4)\n"
-        "train_one_epoch(model, make_loss('bce_dice'), opt, torch.optim.lr_scheduler.ConstantLR(opt, 1.0),\n"
-        "    list(islice(iter(train), 20)), CPU, autocast_dtype(CPU), torch.amp.GradScaler('cpu', enabled=False))\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+def memory_probe() -> None:
+    """Cache all of NEU-DET, train 20 steps at 224 px, print this process's peak RSS in MB."""
+    config = config_for()
+    train_loader, _ = make_loaders(config)
+    model = prepare_model(build_model(config.arch, config.encoder, len(config.classes))[0], CPU)
+    optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
+    train_one_epoch(
+        model, make_loss(config.loss), optimizer, torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0),
+        list(itertools.islice(train_loader, 20)), CPU, autocast_dtype(CPU), torch.amp.GradScaler("cpu", enabled=False),
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def peak_training_memory_mb() -> float:
+    """Peak RSS of a fresh process running ``memory_probe``, so nothing else here counts."""
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.speed", "--memory-probe"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -326,4 +329,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    memory_probe() if "--memory-probe" in sys.argv else main()

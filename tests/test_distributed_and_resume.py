@@ -72,5 +72,6 @@ def test_torchrun_two_processes_on_gloo(project):
     config = TrainConfig(root=project, image_size=32, batch_size=4)
     _, val_loader = make_loaders(config)
     single = evaluate(model.to(memory_format=torch.channels_last), val_loader, torch.device("cpu"), config.classes)
+    assert saved["metrics"]["val_images"] == single["images"] == 6  # each val image scored exactly once
     assert saved["metrics"]["val_dice"] == pytest.approx(single["dice"], abs=1e-4)
     assert len(pd.read_csv(project / "Models" / "ddp_history.csv")) == 1

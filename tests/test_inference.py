@@ -10,7 +10,7 @@ from Utilities.Checkpoint import load_checkpoint, save_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Evaluate import evaluate_folder
 from Utilities.Inference import Predictor, label_map, predict_folder
-from Utilities.Onnx_export import export_onnx, onnx_predict, onnx_session
+from Utilities.Onnx_export import export_onnx, onnx_config, onnx_predict, onnx_session
 from Utilities.Resnet_Unet import build_model
 
 
@@ -50,7 +50,9 @@ def test_folder_prediction_and_evaluation(checkpoint, neu_like, tmp_path):
 
 def test_fast_path_agrees_with_float32(checkpoint, neu_like):
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((neu_like / "IMAGES").glob("*.jpg"))[:4]]
-    fast = np.stack(Predictor(checkpoint).predict(images))
+    predictor = Predictor(checkpoint)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in predictor.model.modules())  # folded into convs
+    fast = np.stack(predictor.predict(images))
     exact = np.stack(Predictor(checkpoint, precision="float32").predict(images))
     assert np.abs(fast - exact).max() < 0.1
     assert ((fast > 0.5) == (exact > 0.5)).mean() > 0.98
@@ -69,6 +71,7 @@ def test_command_line(checkpoint, neu_like, tmp_path):
 
 def test_onnx_runtime_matches_pytorch_float32(checkpoint, neu_like, tmp_path):
     onnx_path = export_onnx(checkpoint, tmp_path / "model.onnx")
+    assert onnx_config(onnx_path).image_size == 64  # the preprocessing travels with the file
     model, _ = load_checkpoint(checkpoint)  # the plain float32 PyTorch model
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((neu_like / "IMAGES").glob("*.jpg"))[:6]]
     batch = Predictor(checkpoint).preprocess(images)

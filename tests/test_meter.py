@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from Utilities.Meter import Meter
@@ -31,12 +32,15 @@ def test_scores_match_hand_computation():
 
 
 def test_class_accuracy_uses_largest_area():
-    truth = masks([1, 1, 0, 0], [0, 0, 1, 1])
-    probs = masks([0.9, 0.9, 0.9, 0.1], [0.9, 0.1, 0.1, 0.1])
+    truth = masks([1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0])
+    probs = masks([0.9, 0.9, 0.9, 0.1], [0.9, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.1])
     meter = Meter(("a", "b"))
     meter.update(probs, truth)
-    # image 1: predicted a (2 px) > b (1 px), true a -> right; image 2: predicted a, true b -> wrong
-    assert meter.compute()["class_accuracy"] == 0.5
+    # image 1: predicted a (2 px) > b (1 px), true a -> right; image 2: predicted a, true b -> wrong;
+    # image 3: nothing predicted -> wrong, although argmax of an all-zero area would say "a"
+    scores = meter.compute()
+    assert scores["class_accuracy"] == pytest.approx(1 / 3)
+    assert scores["images"] == 3
 
 
 def test_threshold_is_applied():

@@ -39,10 +39,10 @@ def test_fit_writes_history_and_checkpoints(neu_like):
 def test_checkpoint_rebuilds_the_same_model(neu_like):
     model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=1)
     fit(model, train_loader, val_loader, config, used)
-    last = read_checkpoint(neu_like / "Models" / "tiny_last.pth")
     loaded, meta = load_checkpoint(neu_like / "Models" / "tiny_last.pth")
-    for name, tensor in loaded.state_dict().items():
-        torch.testing.assert_close(tensor, last["state_dict"][name])
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), model.eval()(images))  # the trained model, rebuilt
     assert meta["config"]["arch"] == "Unet"
 
 
@@ -93,3 +93,27 @@ def test_crafted_checkpoint_is_refused(tmp_path):
         pickle.dump({"state_dict": RunsCode()}, f, protocol=2)
     with pytest.raises(ValueError, match="refused to load"):
         read_checkpoint(path)
+
+
+def test_resume_into_another_architecture_names_both(neu_like):
+    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=1, run_name="unet")
+    fit(model, train_loader, val_loader, config, used)
+    fpn_config = TrainConfig(**{**config.__dict__, "arch": "FPN", "run_name": "fpn"})
+    fpn, _ = build_model("FPN", "resnet34", len(config.classes))
+    with pytest.raises(ValueError, match="holds Unet/resnet34 with 6 classes.*builds FPN/resnet34 with 6 classes"):
+        fit(fpn, train_loader, val_loader, fpn_config, used, resume=neu_like / "Models" / "unet_last.pth")
+    longer = TrainConfig(**{**config.__dict__, "epochs": 5})
+    with pytest.raises(ValueError, match="epochs: checkpoint 1, this run 5"):
+        fit(model, train_loader, val_loader, longer, used, resume=neu_like / "Models" / "unet_last.pth")
+    with pytest.raises(ValueError, match="not a _last.pth"):
+        fit(model, train_loader, val_loader, config, used, resume=neu_like / "Models" / "unet_best.pth")
+
+
+def test_major_version_change_warns(neu_like, tmp_path):
+    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=1, run_name="old")
+    fit(model, train_loader, val_loader, config, used)
+    checkpoint = read_checkpoint(neu_like / "Models" / "old_best.pth")
+    checkpoint["versions"]["torch"] = "1.13.1"
+    torch.save(checkpoint, tmp_path / "old.pth")
+    with pytest.warns(UserWarning, match="made with torch 1.13.1"):
+        load_checkpoint(tmp_path / "old.pth")

@@ -187,6 +187,20 @@ for name in predictor.classes:
 
 written = predict_folder(predictor, ROOT / "Validation_Images", ROOT / "predictions", threshold=THRESHOLD)
 print(len(written), "masks written to predictions/")""",
+    "md:## ONNX export\nFor ONNX Runtime or other runtimes; the graph takes the normalised batch and returns "
+    "probabilities. Checked here against PyTorch float32 on a few test images.",
+    """import torch
+
+from Utilities.Onnx_export import export_onnx, onnx_predict, onnx_session
+
+onnx_path = export_onnx(CHECKPOINT, CHECKPOINT.with_suffix(".onnx"))
+float32 = Predictor(CHECKPOINT, precision="float32")
+batch = float32.preprocess([read_image(p) for p in test_images[:8]])
+with torch.inference_mode():
+    expected = torch.sigmoid(float32.model(batch)).numpy()
+got = onnx_predict(onnx_session(onnx_path), batch)
+print(f"{onnx_path.relative_to(ROOT)}: max |ONNX - PyTorch| = {abs(got - expected).max():.2e}, "
+      f"masks agree on {((got > 0.5) == (expected > 0.5)).mean():.4%} of pixels")""",
 )
 
 for name, nb in {
