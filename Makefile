@@ -4,10 +4,12 @@ VENV ?= $(HOME)/.cache/defect-seg/venv
 PYTHON := $(VENV)/bin/python
 NEU_SOURCE ?= ../shared/datasets/NEU-DET
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)
+# The stamp names this checkout too: another clone re-points the editable install at itself.
+STAMP := $(VENV)/.installed-$(shell (cat requirements.txt requirements-dev.txt pyproject.toml; echo $(CURDIR)) | sha1sum | cut -c1-12)
 export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
+export PYTHONPATH := $(CURDIR)
 
 .PHONY: env data run full test unit notebooks bench lint
 
