@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from Utilities.Checkpoint import load_checkpoint
 from Utilities.Config import TrainConfig
-from Utilities.Data_Retriever_Seg import read_image
+from Utilities.Data_Retriever_Seg import eval_transforms, read_image
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
 from Utilities.Plots import overlay
 from Utilities.Validate_data import IMAGE_SUFFIXES
@@ -78,19 +78,15 @@ class Predictor:
         self.input_dtype = next(self.model.parameters()).dtype
         self.flip_dims = [(), (3,), (2,)] if flip_tta else [()]
         self.dominant_class_only = dominant_class_only
-        self.mean = np.array(self.config.mean, dtype=np.float32) * 255
-        self.std = np.array(self.config.std, dtype=np.float32) * 255
+        self.transform = eval_transforms(self.config.image_size, self.config.mean, self.config.std)
 
     @property
     def classes(self) -> tuple[str, ...]:
         return self.config.classes
 
     def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
-        """Resize and normalise ``(H, W, 3)`` uint8 images into a ``(N, 3, S, S)`` float batch."""
-        size = self.config.image_size
-        batch = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR) for im in images])
-        batch = (batch.astype(np.float32) - self.mean) / self.std
-        return torch.from_numpy(batch).permute(0, 3, 1, 2)
+        """Resize and normalise ``(H, W, 3)`` uint8 images, as in validation, into a ``(N, 3, S, S)`` float batch."""
+        return torch.stack([self.transform(image=image)["image"] for image in images])
 
     @torch.inference_mode()
     def predict(self, images: list[np.ndarray]) -> list[np.ndarray]:

@@ -38,10 +38,8 @@ from Utilities.Checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Data_Retriever_Seg import DefectDataset, make_loaders, read_image, split_table, train_transforms  # noqa: E402
 from Utilities.Evaluate import evaluate_folder  # noqa: E402
-from Utilities.Extract_masks import mask_from_xml  # noqa: E402
 from Utilities.Hardware import autocast, autocast_dtype, prepare_model  # noqa: E402
-from Utilities.Inference import Predictor, image_files  # noqa: E402
-from Utilities.Meter import Meter  # noqa: E402
+from Utilities.Inference import Predictor  # noqa: E402
 from Utilities.Onnx_export import export_onnx, onnx_predict, onnx_session, quantize_int8  # noqa: E402
 from Utilities.Resnet_Unet import build_model  # noqa: E402
 from Utilities.Trainer import fit, make_loss, make_optimizer, train_one_epoch  # noqa: E402
@@ -218,15 +216,25 @@ def inference_accuracy(checkpoint: Path, workdir: Path) -> list[tuple[str, float
     train = table[table["split"] == "train"].groupby("class").sample(n=8, random_state=0)  # every class, 48 images
     paths = [ROOT / "IMAGES" / name for name in train["image"]]
     calibration = [predictor.preprocess([read_image(p) for p in paths[i : i + 8]]).numpy() for i in range(0, len(paths), 8)]
-    int8 = onnx_session(quantize_int8(onnx_path, calibration, workdir / "trained.int8.onnx"))
-    meter = Meter(predictor.classes)
-    for path in image_files(ROOT / "Validation_Images"):
-        image = read_image(path)
-        probs = torch.from_numpy(onnx_predict(int8, predictor.preprocess([image])))
-        probs = torch.nn.functional.interpolate(probs, size=image.shape[:2], mode="bilinear", align_corners=False)
-        meter.update(probs, torch.from_numpy(mask_from_xml(ROOT / "Validation_Annotations" / f"{path.stem}.xml"))[None])
+    int8 = OnnxPredictor(predictor, onnx_session(quantize_int8(onnx_path, calibration, workdir / "trained.int8.onnx")))
+    meter = evaluate_folder(int8, ROOT / "Validation_Images", ROOT / "Validation_Annotations")
     rows.append(("trained model, test Dice, ONNX Runtime int8", meter.compute()["dice"], "Dice"))
     return rows
+
+
+class OnnxPredictor:
+    """A ``Predictor`` whose model runs in ONNX Runtime, so ``evaluate_folder`` can score it."""
+
+    def __init__(self, predictor: Predictor, session):
+        self.predictor, self.session = predictor, session
+        self.classes, self.config = predictor.classes, predictor.config
+
+    def predict(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        probabilities = torch.from_numpy(onnx_predict(self.session, self.predictor.preprocess(images)))
+        return [
+            torch.nn.functional.interpolate(p[None], size=im.shape[:2], mode="bilinear", align_corners=False)[0].numpy()
+            for p, im in zip(probabilities, images)
+        ]
 
 
 def memory_probe() -> None:
