@@ -84,14 +84,14 @@ def read_checkpoint(path: str | Path) -> dict:
 
 # Settings that fix the model or the learning-rate schedule: a resumed run must share them.
 RESUME_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "loss", "image_size", "seed",
-                   "max_train_images", "split_file")
+                   "max_train_images", "split_file", "data_format", "binary", "full_resolution", "defect_fraction")
 
 
 def check_resumable(checkpoint: dict, wanted: dict, path: str | Path) -> None:
     """Raise, naming both sides, unless ``checkpoint`` is a last checkpoint of the same run settings."""
     if "optimizer" not in checkpoint:
         raise ValueError(f"{path} is not a _last.pth checkpoint (it holds no optimiser state); resume from <run>_last.pth")
-    saved = checkpoint["config"]
+    saved = TrainConfig.from_dict(checkpoint["config"]).to_dict()  # settings added since then take their defaults
     if _describe(saved) != _describe(wanted):
         raise ValueError(f"{path} holds {_describe(saved)}, but this run builds {_describe(wanted)}")
     differ = [f"{k}: checkpoint {saved.get(k)!r}, this run {wanted.get(k)!r}" for k in RESUME_SETTINGS if saved.get(k) != wanted.get(k)]
@@ -100,7 +100,8 @@ def check_resumable(checkpoint: dict, wanted: dict, path: str | Path) -> None:
 
 
 def _describe(config: dict) -> str:
-    return f"{config['arch']}/{config['encoder']} with {len(config['classes'])} classes {list(config['classes'])}"
+    channels = TrainConfig.from_dict(config).channels
+    return f"{config['arch']}/{config['encoder']} with {len(channels)} classes {list(channels)}"
 
 
 def warn_on_version_change(checkpoint: dict, path: str | Path) -> None:
@@ -121,12 +122,12 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     checkpoint = read_checkpoint(path)
     warn_on_version_change(checkpoint, path)
     config = TrainConfig.from_dict(checkpoint["config"])
-    model, _ = build_model(config.arch, config.encoder, len(config.classes), encoder_weights=None)
+    model, _ = build_model(config.arch, config.encoder, len(config.channels), encoder_weights=None)
     try:
         model.load_state_dict(checkpoint.pop("state_dict"))
     except RuntimeError as error:
         raise ValueError(
-            f"{path}: weights do not fit {config.arch}/{config.encoder} with {len(config.classes)} classes "
+            f"{path}: weights do not fit {config.arch}/{config.encoder} with {len(config.channels)} classes "
             f"({str(error).splitlines()[0]})"
         ) from error
     return model.eval(), checkpoint

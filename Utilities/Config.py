@@ -6,7 +6,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from Utilities.Extract_masks import NEU_DET_CLASSES
+from Utilities.Formats import FORMATS
 
 QUICK_ENV = "SEG_QUICK"
 
@@ -21,10 +21,33 @@ class TrainConfig:
     """Everything a training run needs; stored in every checkpoint.
 
     Paths are relative to ``root``, the project folder that holds ``IMAGES/``.
+
+    The data set is a short spec: ``data_format`` (see ``Utilities.Formats``),
+    ``data_root`` (default: ``root``, where NEU-DET's folders live),
+    ``classes`` as named in the data (default: the format's own, e.g. NEU-DET's
+    six), and ``binary`` to merge them into one ``defect`` channel.
+
+    ``full_resolution`` trains on ``image_size`` crops taken at the images'
+    own resolution, each holding a defect where the image has one, and
+    evaluates whole images, instead of resizing every image to
+    ``image_size``; for small defects on large or varying images (Magnetic
+    Tile, Severstal).
+    ``defect_fraction`` makes the training sampler draw images with a defect
+    that often (default: as often as they occur). ``monitor`` is the
+    validation score that picks the best checkpoint. ``output_prior`` starts
+    every pixel's predicted probability at that value (for tiny defects, about
+    their share of the pixels; see ``Resnet_Unet.set_output_prior``).
     """
 
     root: Path = Path(".")
-    classes: tuple[str, ...] = NEU_DET_CLASSES
+    data_format: str = "voc"
+    data_root: str | None = None
+    classes: tuple[str, ...] | None = None
+    binary: bool = False
+    full_resolution: bool = False
+    defect_fraction: float | None = None
+    monitor: str = "dice"
+    output_prior: float | None = None
     arch: str = "Unet"
     encoder: str = "resnet34"
     encoder_weights: str | None = None
@@ -48,13 +71,23 @@ class TrainConfig:
     split_file: str = "splits/NEU-DET.csv"
     extra: dict = field(default_factory=dict)
 
-    @property
-    def images_dir(self) -> Path:
-        return Path(self.root) / "IMAGES"
+    def __post_init__(self):
+        if self.data_format not in FORMATS:
+            raise KeyError(f"unknown data set format {self.data_format!r}; known: {', '.join(FORMATS)}")
+        self.classes = tuple(self.classes) if self.classes else FORMATS[self.data_format].default_classes
+        for name in ("defect_fraction", "output_prior"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < 1:
+                raise ValueError(f"{name} must lie between 0 and 1 (exclusive), not {value}")
 
     @property
-    def annotations_dir(self) -> Path:
-        return Path(self.root) / "ANNOTATIONS"
+    def channels(self) -> tuple[str, ...]:
+        """The model's output channels: the classes, or ``("defect",)`` when binary."""
+        return ("defect",) if self.binary else tuple(self.classes)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.root) / self.data_root if self.data_root else Path(self.root)
 
     @property
     def models_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""Dataset, augmentation pipelines and DataLoaders for box-annotated defect images."""
+"""Dataset, augmentation pipelines and DataLoaders for any data set format of ``Utilities.Formats``."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from albumentations.pytorch import ToTensorV2  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset  # noqa: E402
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, WeightedRandomSampler  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Distributed import rank, world_size  # noqa: E402
-from Utilities.Extract_masks import mask_from_xml  # noqa: E402
-from Utilities.Validate_data import check_voc_dataset  # noqa: E402
+from Utilities.Formats import DataSource, Sample, open_source  # noqa: E402
+from Utilities.Validate_data import DataError  # noqa: E402
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -49,76 +49,97 @@ def stratified_split(
     return rest, held
 
 
-def train_transforms(image_size: int, mean, std) -> A.Compose:
+def _augment() -> list:
     """Flips, 90-degree turns and mild photometric change: defects have no preferred orientation."""
-    return A.Compose(
-        [
-            A.HorizontalFlip(p=0.5),
-            A.VerticalFlip(p=0.5),
-            A.RandomRotate90(p=0.5),
-            A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
-            A.Resize(image_size, image_size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST),
-            A.Normalize(mean=mean, std=std),
-            ToTensorV2(transpose_mask=True),
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.VerticalFlip(p=0.5),
+        A.RandomRotate90(p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
+    ]
+
+
+def _finish(mean, std) -> list:
+    return [A.Normalize(mean=mean, std=std), ToTensorV2(transpose_mask=True)]
+
+
+def _resize(image_size: int) -> A.Resize:
+    return A.Resize(image_size, image_size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST)
+
+
+def train_transforms(image_size: int, mean, std, full_resolution: bool = False) -> A.Compose:
+    """Augmented training pipeline: every image resized to ``image_size``, or, with
+    ``full_resolution``, an ``image_size`` crop at the image's own resolution
+    that holds a defect where the image has one (small defects survive intact).
+    """
+    if full_resolution:
+        size = [
+            A.PadIfNeeded(image_size, image_size, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
+            A.CropNonEmptyMaskIfExists(image_size, image_size),
         ]
-    )
+    else:
+        size = [_resize(image_size)]
+    return A.Compose(size + _augment() + _finish(mean, std))
 
 
-def eval_transforms(image_size: int, mean, std) -> A.Compose:
-    """Resize and normalise only."""
-    return A.Compose(
-        [
-            A.Resize(image_size, image_size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST),
-            A.Normalize(mean=mean, std=std),
-            ToTensorV2(transpose_mask=True),
-        ]
-    )
+def eval_transforms(image_size: int, mean, std, full_resolution: bool = False) -> A.Compose:
+    """Validation pipeline: resize to ``image_size``, or, with ``full_resolution``, the
+    whole image as it is (the model pads it; see ``Resnet_Unet.padded_forward``).
+    """
+    return A.Compose(([] if full_resolution else [_resize(image_size)]) + _finish(mean, std))
 
 
-class DefectDataset(Dataset):
-    """Images with VOC box annotations as ``(image (3, S, S) float, mask (C, S, S) float)`` pairs.
+class SegmentationDataset(Dataset):
+    """Samples of a ``DataSource`` as ``(image (3, H, W) float, mask (C, H, W) float)`` pairs.
 
     Args:
-        image_paths: image files; each has ``<annotation_dir>/<stem>.xml``.
-        annotation_dir: folder of the XML files.
-        classes: class names, one mask channel each.
+        source: the data set (any format of ``Utilities.Formats``).
+        samples: the samples to serve, e.g. one split of ``source.samples()``.
         transform: albumentations pipeline ending in ``ToTensorV2(transpose_mask=True)``.
         cache_in_ram: decode every image and mask once, up front, instead of in
             every ``__getitem__`` (200x200 NEU-DET: about 0.4 MB per image).
     """
 
-    def __init__(
-        self,
-        image_paths: list[Path],
-        annotation_dir: str | Path,
-        classes: tuple[str, ...],
-        transform: A.Compose,
-        cache_in_ram: bool = True,
-    ):
-        self.image_paths = [Path(p) for p in image_paths]
-        self.annotation_dir = Path(annotation_dir)
-        self.classes = tuple(classes)
+    def __init__(self, source: DataSource, samples: list[Sample], transform: A.Compose, cache_in_ram: bool = True):
+        self.source = source
+        self.samples = list(samples)
         self.transform = transform
         self.cache = None
         if cache_in_ram:
             self.cache = [self.load(i) for i in tqdm(range(len(self)), desc="decoding into RAM", leave=False)]
 
     def __len__(self) -> int:
-        return len(self.image_paths)
+        return len(self.samples)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """``(H, W, 3)`` uint8 image and ``(H, W, C)`` uint8 mask, straight from disk."""
-        path = self.image_paths[index]
-        image = read_image(path)
-        mask = mask_from_xml(self.annotation_dir / f"{path.stem}.xml", self.classes)
-        if mask.shape[1:] != image.shape[:2]:
-            raise ValueError(f"{path}: image is {image.shape[1]}x{image.shape[0]} but its XML says {mask.shape[2]}x{mask.shape[1]}")
-        return image, np.ascontiguousarray(mask.transpose(1, 2, 0))
+        sample = self.samples[index]
+        image = read_image(sample.image)
+        return image, self.source.mask(sample, *image.shape[:2])
+
+    def has_defect(self) -> np.ndarray:
+        """Per sample, whether its mask has any defect pixel (reads the masks unless cached)."""
+        if self.cache is not None:
+            return np.array([mask.any() for _, mask in self.cache])
+        return np.array([self.load(i)[1].any() for i in range(len(self))])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self.cache[index] if self.cache is not None else self.load(index)
         out = self.transform(image=image, mask=mask)
         return out["image"], out["mask"].float()
+
+
+def defect_sampler(dataset: SegmentationDataset, defect_fraction: float) -> WeightedRandomSampler:
+    """Draws images with a defect with probability ``defect_fraction``, one epoch = ``len(dataset)`` draws.
+
+    Most Magnetic Tile images are defect-free; uniform sampling shows the
+    model too few defects to learn them.
+    """
+    defective = dataset.has_defect()
+    if defective.all() or not defective.any():
+        return WeightedRandomSampler(np.ones(len(dataset)), len(dataset))
+    weights = np.where(defective, defect_fraction / defective.sum(), (1 - defect_fraction) / (~defective).sum())
+    return WeightedRandomSampler(weights, len(dataset))
 
 
 def seed_worker(worker_id: int) -> None:
@@ -133,63 +154,70 @@ def seed_worker(worker_id: int) -> None:
         dataset.transform.set_random_seed(info.seed % 2**32)
 
 
+def source_of(config: TrainConfig) -> DataSource:
+    """The data set a config names (format, root, classes, binary)."""
+    return open_source(config.data_format, config.data_path, config.classes, config.binary)
+
+
 def split_table(config: TrainConfig) -> pd.DataFrame:
     """The committed split file (``image, class, split``), checked to exist."""
     if not config.split_path.exists():
         raise FileNotFoundError(
-            f"{config.split_path}: no split file; run notebooks/02_Create_validation_images.ipynb first"
+            f"{config.split_path}: no split file; run notebooks/02_Create_validation_images.ipynb "
+            "(or your data set's split notebook) first"
         )
     return pd.read_csv(config.split_path)
 
 
 def make_loaders(config: TrainConfig) -> tuple[DataLoader, DataLoader]:
-    """Train and val DataLoaders over ``IMAGES/`` as listed in the split file.
+    """Train and val DataLoaders over the config's data set, as listed in the split file.
 
-    Under ``torchrun`` each process gets its share: a ``DistributedSampler``
-    for training, every ``world_size``-th image for validation.
+    Every sample is checked first (``DataSource.check``): a bad file stops the
+    run before training, named in the error. Under ``torchrun`` each process
+    gets its share: a ``DistributedSampler`` for training, every
+    ``world_size``-th image for validation.
 
     On a CPU the default is ``num_workers=0``: the cached data set delivers
     batches far faster than the model trains, and a worker would take one of
     the two cores from the model (measured in ``make bench``).
     """
+    source = source_of(config)
     table = split_table(config)
     selected = {}
     for split, limit in (("train", config.max_train_images), ("val", config.max_val_images)):
         rows = table[table["split"] == split]
         if limit is not None:
             rows = rows.sample(n=min(limit, len(rows)), random_state=config.seed).sort_index()
-        selected[split] = [config.images_dir / name for name in rows["image"]]
-        missing = [p.name for p in selected[split] if not p.exists()]
-        if missing:
-            raise FileNotFoundError(
-                f"{len(missing)} {split} images of {config.split_path} are not in {config.images_dir}, "
-                f"e.g. {missing[:3]}; run `make data` and notebook 02"
-            )
-    names = [p.name for paths in selected.values() for p in paths]
-    report = check_voc_dataset(config.images_dir, config.annotations_dir, config.classes, names=names)
-    report.raise_if_errors()
+        selected[split] = list(rows["image"])
+    report = source.check(names=[n for names in selected.values() for n in names])
+    if report.errors:
+        raise DataError(f"the data set has errors; nothing was trained (run `make data` and notebook 02 "
+                        f"if images are missing):\n{report}")
     if report.warnings:
         warnings.warn(f"{len(report.warnings)} data warnings, e.g. {report.warnings[0]}", stacklevel=2)
+    if config.defect_fraction is not None and world_size() > 1:
+        raise ValueError("defect_fraction is not supported under torchrun; leave it None")
     loaders = []
     for split, transform in (("train", train_transforms), ("val", eval_transforms)):
-        paths = selected[split]
-        dataset = DefectDataset(
-            paths,
-            config.annotations_dir,
-            config.classes,
-            transform(config.image_size, config.mean, config.std),
+        dataset = SegmentationDataset(
+            source,
+            [source.sample(name) for name in selected[split]],
+            transform(config.image_size, config.mean, config.std, config.full_resolution),
             cache_in_ram=config.cache_in_ram,
         )
         sampler = None
         share = len(dataset) // world_size()
-        if world_size() > 1 and split == "train":
+        if split == "train" and config.defect_fraction is not None:
+            sampler = defect_sampler(dataset, config.defect_fraction)
+        elif world_size() > 1 and split == "train":
             sampler = DistributedSampler(dataset, shuffle=True, seed=config.seed, drop_last=True)
         elif world_size() > 1:  # every val image exactly once over all processes
             dataset = Subset(dataset, range(rank(), len(dataset), world_size()))
+        whole_images = split == "val" and config.full_resolution  # sizes differ: one image per batch
         loaders.append(
             DataLoader(
                 dataset,
-                batch_size=config.batch_size,
+                batch_size=1 if whole_images else config.batch_size,
                 shuffle=split == "train" and sampler is None,
                 sampler=sampler,
                 drop_last=split == "train" and share > config.batch_size,

@@ -1,16 +1,81 @@
-"""Scores of a trained model on a labelled folder, at the images' own resolution."""
+"""Scores of a trained model on labelled images, at the images' own resolution."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from Utilities.Data_Retriever_Seg import read_image
-from Utilities.Extract_masks import mask_from_xml
-from Utilities.Inference import Predictor, image_files
+from Utilities.Config import TrainConfig
+from Utilities.Data_Retriever_Seg import read_image, source_of, split_table
+from Utilities.Formats import DataSource, VocSource, open_source
+from Utilities.Inference import Predictor
 from Utilities.Meter import Meter
+
+
+def evaluate_source(
+    predictor: Predictor,
+    source: DataSource,
+    names: list[str] | None = None,
+    threshold: float | None = None,
+    batch_size: int = 16,
+    limit: int | None = None,
+) -> Meter:
+    """Predict samples of any data set format and score them against their truth.
+
+    Masks are compared at the original image size (200x200 for NEU-DET), not
+    the network's input size, so numbers compare with published ones.
+
+    Args:
+        names: score only these samples, e.g. the test rows of a split file (default: all).
+        limit: score only the first ``limit`` samples (quick checks).
+
+    Returns:
+        The filled ``Meter``: ``.compute()`` for all scores, ``.table()`` for the tidy per-class table.
+    """
+    meter = Meter(predictor.classes, predictor.config.threshold if threshold is None else threshold)
+    for _, probabilities, truth in _predictions(predictor, source, names, batch_size, limit):
+        meter.update(probabilities, truth)
+    return meter
+
+
+def evaluate_by_label(
+    predictor: Predictor, source: DataSource, names: list[str] | None = None, batch_size: int = 16
+) -> pd.DataFrame:
+    """Scores per image label (e.g. Magnetic Tile's class folders, scored by a binary model) and over all.
+
+    Returns:
+        One row per label and ``all``: the tidy columns of ``Meter.table()`` for
+        each output channel pooled over that label's images (``<column>`` for
+        one channel, ``<column>_<channel>`` for several), plus ``images``.
+    """
+    meters: dict[str, Meter] = {}
+    for sample, probabilities, truth in _predictions(predictor, source, names, batch_size, None):
+        for key in (sample.label, "all"):
+            meters.setdefault(key, Meter(predictor.classes, predictor.config.threshold)).update(probabilities, truth)
+    rows = {}
+    for label, meter in sorted(meters.items(), key=lambda item: item[0] == "all"):
+        table = meter.table().drop(index="overall")
+        flat = table.iloc[0] if len(table) == 1 else table.stack().set_axis([f"{c}_{k}" for k, c in table.stack().index])
+        rows[label] = {**flat.to_dict(), "images": len(meter.stats()[0])}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("label")
+
+
+def _predictions(predictor: Predictor, source: DataSource, names, batch_size: int, limit: int | None):
+    """``(sample, probabilities (1, C, H, W), truth (1, C, H, W))`` for each sample, predicted in batches."""
+    if source.classes != predictor.classes:
+        raise ValueError(f"the model predicts {list(predictor.classes)} but {source.root} gives {list(source.classes)}")
+    samples = [source.sample(n) for n in names] if names is not None else source.samples()
+    samples = samples[:limit]
+    source.check([s.name for s in samples]).raise_if_errors()  # a test image without truth is an error, not a gap
+    for start in tqdm(range(0, len(samples), batch_size), desc="evaluating", unit="batch"):
+        chunk = samples[start : start + batch_size]
+        images = [read_image(s.image) for s in chunk]
+        for sample, image, probs in zip(chunk, images, predictor.predict(images)):
+            truth = source.mask(sample, *image.shape[:2]).transpose(2, 0, 1)
+            yield sample, torch.from_numpy(probs)[None], torch.from_numpy(truth)[None]
 
 
 def evaluate_folder(
@@ -22,26 +87,30 @@ def evaluate_folder(
     limit: int | None = None,
     names: list[str] | None = None,
 ) -> Meter:
-    """Predict every image of ``image_dir`` and score it against its XML in ``annotation_dir``.
+    """``evaluate_source`` for a folder of images with VOC XML (NEU-DET's held-out test folders)."""
+    image_dir, annotation_dir = Path(image_dir), Path(annotation_dir)
+    if image_dir.parent != annotation_dir.parent:
+        raise ValueError(f"{image_dir} and {annotation_dir} must share a parent folder")
+    source = VocSource(image_dir.parent, predictor.config.classes, predictor.config.binary,
+                       images=image_dir.name, annotations=annotation_dir.name)
+    return evaluate_source(predictor, source, names, threshold, batch_size, limit)
 
-    Masks are compared at the original image size (200x200 for NEU-DET), not
-    the network's input size, so numbers compare with published ones.
 
-    Args:
-        names: score only these image file names (default: every image).
-        limit: score only the first ``limit`` images (quick checks).
+def held_out_set(config: TrainConfig) -> tuple[DataSource, list[str]]:
+    """The test samples of a config's data set, never used in training or model selection.
 
-    Returns:
-        The filled ``Meter``: ``.compute()`` for all scores, ``.per_class_table()``.
+    NEU-DET's test images live in ``Validation_Images/`` (moved there by
+    notebook 02); other data sets stay in place and their split file's
+    ``test`` rows name them.
     """
-    threshold = predictor.config.threshold if threshold is None else threshold
-    meter = Meter(predictor.classes, threshold)
-    files = [Path(image_dir) / n for n in names] if names is not None else image_files(image_dir)
-    files = files[:limit]
-    for start in tqdm(range(0, len(files), batch_size), desc="evaluating", unit="batch"):
-        chunk = files[start : start + batch_size]
-        probabilities = predictor.predict([read_image(p) for p in chunk])
-        for path, probs in zip(chunk, probabilities):
-            truth = mask_from_xml(Path(annotation_dir) / f"{path.stem}.xml", predictor.classes)
-            meter.update(torch.from_numpy(probs)[None], torch.from_numpy(truth)[None])
-    return meter
+    if config.data_format == "voc":
+        source = open_source("voc", config.data_path, config.classes, config.binary,
+                             images="Validation_Images", annotations="Validation_Annotations")
+        return source, [s.name for s in source.samples()]
+    table = split_table(config)
+    return source_of(config), list(table.loc[table["split"] == "test", "image"])
+
+
+def evaluation_table(predictor: Predictor, source: DataSource, names: list[str] | None = None) -> pd.DataFrame:
+    """One tidy DataFrame for any data set: IoU, Dice, F1, AP, precision, recall, detection per class and overall."""
+    return evaluate_source(predictor, source, names).table()

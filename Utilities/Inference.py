@@ -27,6 +27,7 @@ from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import eval_transforms, read_image
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
 from Utilities.Plots import overlay
+from Utilities.Resnet_Unet import padded_forward
 from Utilities.Validate_data import IMAGE_SUFFIXES
 
 
@@ -78,19 +79,24 @@ class Predictor:
         self.input_dtype = next(self.model.parameters()).dtype
         self.flip_dims = [(), (3,), (2,)] if flip_tta else [()]
         self.dominant_class_only = dominant_class_only
-        self.transform = eval_transforms(self.config.image_size, self.config.mean, self.config.std)
+        self.transform = eval_transforms(self.config.image_size, self.config.mean, self.config.std,
+                                         self.config.full_resolution)
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return self.config.classes
+        """The names of the model's output channels."""
+        return self.config.channels
 
     def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
-        """Resize and normalise ``(H, W, 3)`` uint8 images, as in validation, into a ``(N, 3, S, S)`` float batch."""
+        """Normalise ``(H, W, 3)`` uint8 images as in validation (resized, or as they are at full resolution) into a batch."""
         return torch.stack([self.transform(image=image)["image"] for image in images])
 
-    @torch.inference_mode()
     def predict(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Class probabilities at each image's own size.
+
+        Models trained at full resolution see each whole image (padded for the
+        network, cropped back), one at a time since sizes differ; the others
+        see the batch resized to their input size.
 
         Args:
             images: ``(H, W, 3)`` uint8 RGB images, any sizes.
@@ -98,17 +104,25 @@ class Predictor:
         Returns:
             One ``(C, H, W)`` float32 array per image.
         """
+        if self.config.full_resolution:
+            return [self._predict_batch([image])[0] for image in images]
+        return self._predict_batch(images)
+
+    @torch.inference_mode()
+    def _predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         batch = self.preprocess(images).to(self.device, self.input_dtype, memory_format=torch.channels_last)
         probabilities = 0
         for dims in self.flip_dims:
             with autocast(self.device, None if self.input_dtype == torch.bfloat16 else self.dtype):
-                logits = self.model(batch.flip(dims) if dims else batch).float()
+                logits = padded_forward(self.model, batch.flip(dims) if dims else batch).float()
             probabilities = probabilities + torch.sigmoid(logits.flip(dims) if dims else logits)
         probabilities = probabilities / len(self.flip_dims)
         if self.dominant_class_only:
             area = (probabilities >= self.config.threshold).sum(dim=(2, 3))
             keep = torch.nn.functional.one_hot(area.argmax(1), probabilities.shape[1]).to(probabilities.dtype)
             probabilities = probabilities * keep[:, :, None, None]
+        if self.config.full_resolution:  # already at the image's size
+            return [prob.cpu().numpy() for prob in probabilities]
         return [
             F.interpolate(prob[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0]
             .cpu()
@@ -117,8 +131,10 @@ class Predictor:
         ]
 
 
-def image_files(folder_or_file: str | Path) -> list[Path]:
-    """The image files of a folder (sorted), or the one file given."""
+def image_files(folder_or_file: str | Path | list) -> list[Path]:
+    """The image files of a folder (sorted), the one file given, or the list of files given."""
+    if isinstance(folder_or_file, (list, tuple)):
+        return [Path(p) for p in folder_or_file]
     path = Path(folder_or_file)
     if path.is_file():
         return [path]
@@ -135,9 +151,10 @@ def label_map(probabilities: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def predict_folder(
-    predictor: Predictor, images: str | Path, out: str | Path, batch_size: int = 16, threshold: float | None = None
+    predictor: Predictor, images: str | Path | list, out: str | Path, batch_size: int = 16, threshold: float | None = None
 ) -> list[Path]:
-    """Write ``<stem>_mask.png`` and ``<stem>_overlay.jpg`` for every image; returns the mask paths."""
+    """Write ``<stem>_mask.png`` and ``<stem>_overlay.jpg`` for every image of a folder (or a file, or a list
+    of files); returns the mask paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     threshold = predictor.config.threshold if threshold is None else threshold

@@ -10,22 +10,37 @@ Definitions (all at a probability threshold, 0.5 by default):
 - ``dice_<class>`` / ``iou_<class>``: pooled over all pixels of all images of
   that channel (dataset-level), the usual per-class segmentation score;
   ``mean_iou`` is their mean over classes.
+  ``mean_dice`` likewise (for one class: the pooled Dice of that class).
+- ``precision_<class>`` / ``recall_<class>``: pixel-level, pooled the same way;
+  ``precision`` / ``recall`` / ``f1`` pool all classes' pixels together.
+- ``ap_<class>``: average precision of the pixel probabilities over all
+  thresholds (scikit-learn's definition, probabilities binned to 1/1000);
+  ``ap`` is their mean over classes.
+- ``detection_<class>``: image-level defect detection accuracy: an image is
+  predicted defective in a class if any pixel of it is, truly defective if
+  any true pixel is; ``detection`` does the same for "any class".
 - ``class_accuracy``: over images with a defect, the share whose class with
   the largest predicted area is the class with the largest true area
   (NEU-DET's image-level label); an image with nothing predicted is wrong.
 - ``images``: how many images were scored.
 
-Only per-image, per-class counts of true/false positives/negatives are kept,
-so memory grows with the number of images, not pixels.
+Only per-image, per-class counts of true/false positives/negatives and a
+fixed-size histogram of probabilities per class are kept, so memory grows
+with the number of images, not pixels.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import segmentation_models_pytorch as smp
 import torch
+from sklearn.metrics import average_precision_score
 
 from Utilities.Distributed import gather_rows
+
+AP_BINS = 1000
+TABLE_COLUMNS = ("iou", "dice", "f1", "ap", "precision", "recall", "detection")
 
 
 class Meter:
@@ -40,6 +55,8 @@ class Meter:
         self.classes = tuple(classes)
         self.threshold = threshold
         self.counts: list[torch.Tensor] = []
+        # probabilities per class, binned, separately for true-negative and true-positive pixels
+        self.histogram = torch.zeros((len(self.classes), 2, AP_BINS), dtype=torch.int64)
 
     def update(self, probabilities: torch.Tensor, targets: torch.Tensor) -> None:
         """Add a batch.
@@ -48,13 +65,13 @@ class Meter:
             probabilities: ``(N, C, H, W)`` float in [0, 1].
             targets: ``(N, C, H, W)`` 0/1.
         """
-        tp, fp, fn, tn = smp.metrics.get_stats(
-            probabilities.detach().float().cpu(),
-            targets.detach().long().cpu(),
-            mode="multilabel",
-            threshold=self.threshold,
-        )
+        probabilities, targets = probabilities.detach().float().cpu(), targets.detach().long().cpu()
+        tp, fp, fn, tn = smp.metrics.get_stats(probabilities, targets, mode="multilabel", threshold=self.threshold)
         self.counts.append(torch.stack([tp, fp, fn, tn], dim=-1))
+        bins = (probabilities * (AP_BINS - 1)).round().long().clamp(0, AP_BINS - 1)
+        channel = torch.arange(len(self.classes)).view(1, -1, *[1] * (bins.dim() - 2))
+        index = (channel * 2 + targets.clamp(0, 1)) * AP_BINS + bins
+        self.histogram += torch.bincount(index.flatten(), minlength=self.histogram.numel()).view_as(self.histogram)
 
     def merge_processes(self) -> None:
         """Under ``torchrun``, collect every process's images so all score the whole set.
@@ -63,6 +80,7 @@ class Meter:
         """
         mine = torch.cat(self.counts) if self.counts else torch.zeros((0, len(self.classes), 4), dtype=torch.int64)
         self.counts = [gather_rows(mine)]
+        self.histogram = gather_rows(self.histogram[None]).sum(0)
 
     def stats(self) -> tuple[torch.Tensor, ...]:
         """tp, fp, fn, tn, each ``(N_images, C)`` int64."""
@@ -87,20 +105,58 @@ class Meter:
         for name, dice, iou in zip(self.classes, class_dice, class_iou):
             scores[f"dice_{name}"] = float(dice)
             scores[f"iou_{name}"] = float(iou)
+        class_stats = (tp.sum(0), fp.sum(0), fn.sum(0), tn.sum(0))
+        all_stats = [s.sum() for s in class_stats]
+        precision = smp.metrics.precision(*class_stats, zero_division=1.0)
+        recall = smp.metrics.recall(*class_stats, zero_division=1.0)
+        predicted_any, true_any = (tp + fp) > 0, (tp + fn) > 0
+        detection = (predicted_any == true_any).float().mean(0)
+        ap = [self.average_precision(c) for c in range(len(self.classes))]
+        for c, name in enumerate(self.classes):
+            scores[f"precision_{name}"] = float(precision[c])
+            scores[f"recall_{name}"] = float(recall[c])
+            scores[f"ap_{name}"] = ap[c]
+            scores[f"detection_{name}"] = float(detection[c])
         scores["mean_iou"] = float(class_iou.mean())
+        scores["mean_dice"] = float(class_dice.mean())
+        scores["precision"] = float(smp.metrics.precision(*all_stats, zero_division=1.0))
+        scores["recall"] = float(smp.metrics.recall(*all_stats, zero_division=1.0))
+        scores["f1"] = float(smp.metrics.f1_score(*all_stats, zero_division=1.0))
+        scores["ap"] = float(np.nanmean(ap)) if not np.isnan(ap).all() else float("nan")
+        scores["detection"] = _mean(predicted_any.any(1) == true_any.any(1))
         predicted_area, true_area = tp + fp, tp + fn
         right = (predicted_area.argmax(1) == true_area.argmax(1)) & (predicted_area.sum(1) > 0)
         scores["class_accuracy"] = _mean(right[has_defect])
         scores["images"] = float(len(tp))
         return scores
 
-    def per_class_table(self) -> pd.DataFrame:
-        """Dice and IoU per class (pooled over images), one row per class."""
+    def average_precision(self, channel: int) -> float:
+        """AP of one class from its probability histogram (NaN when the class never occurs)."""
+        negatives, positives = self.histogram[channel].numpy()
+        if positives.sum() == 0:
+            return float("nan")
+        scores = np.tile(np.arange(AP_BINS) / (AP_BINS - 1), 2)
+        labels = np.repeat([0, 1], AP_BINS)
+        weights = np.concatenate([negatives, positives]).astype(np.float64)
+        return float(average_precision_score(labels, scores, sample_weight=weights))
+
+    def table(self) -> pd.DataFrame:
+        """One tidy row per class and an ``overall`` row: IoU, Dice, F1, AP, precision, recall, detection.
+
+        Class rows pool each class's pixels over all images; ``overall`` pools
+        every class's pixels (micro average), except AP (mean over classes)
+        and detection (an image is defective if any class is).
+        """
         scores = self.compute()
-        return pd.DataFrame(
-            {"dice": [scores[f"dice_{c}"] for c in self.classes], "iou": [scores[f"iou_{c}"] for c in self.classes]},
-            index=pd.Index(self.classes, name="class"),
-        )
+        rows = {name: {column: scores[f"{column if column != 'f1' else 'dice'}_{name}"] for column in TABLE_COLUMNS}
+                for name in self.classes}
+        tp, fp, fn, tn = (s.sum() for s in self.stats())
+        rows["overall"] = {
+            "iou": float(smp.metrics.iou_score(tp, fp, fn, tn, zero_division=1.0)),
+            "dice": scores["f1"],
+            **{column: scores[column] for column in TABLE_COLUMNS if column not in ("iou", "dice")},
+        }
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("class")
 
 
 def _mean(values: torch.Tensor) -> float:

@@ -2,7 +2,8 @@
 
 The exported graph takes a normalised ``(N, 3, S, S)`` float32 batch and
 returns class probabilities (the sigmoid is part of the graph), with a
-dynamic batch size.
+dynamic batch size (and dynamic height and width for models trained at
+full resolution, which see whole images padded to a multiple of 32).
 
 Usage::
 
@@ -45,13 +46,14 @@ def export_onnx(checkpoint: str | Path, onnx_path: str | Path) -> Path:
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(2, 3, size, size)
     config = TrainConfig.from_dict(meta["config"])
+    axes = {0: "batch", 2: "height", 3: "width"} if config.full_resolution else {0: "batch"}  # whole images vary in size
     torch.onnx.export(
         WithSigmoid(model).eval(),
         (example,),
         str(onnx_path),
         input_names=["images"],
         output_names=["probabilities"],
-        dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
+        dynamic_axes={name: axes for name in ("images", "probabilities")},
         opset_version=18,
         dynamo=False,
     )
@@ -116,7 +118,7 @@ def main() -> None:
     out = export_onnx(args.checkpoint, args.out or Path(args.checkpoint).with_suffix(".onnx"))
     config = onnx_config(out)
     print(f"wrote {out}: input 'images' (N, 3, {config.image_size}, {config.image_size}) normalised with "
-          f"mean {config.mean} and std {config.std}; output 'probabilities' (N, {len(config.classes)}, ...)")
+          f"mean {config.mean} and std {config.std}; output 'probabilities' (N, {len(config.channels)}, ...)")
 
 
 if __name__ == "__main__":

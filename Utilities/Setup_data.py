@@ -7,10 +7,15 @@ validation folders are merged). Files are copied, never linked, because the
 validation split later moves them. Images already moved to
 ``Validation_Images/`` are not copied again.
 
+Other formats (see ``Utilities.Formats``) are copied as they are laid out,
+into ``data/<name>/`` by default, and checked the same way; their test
+split is a file, so nothing is moved later.
+
 Usage::
 
     python -m Utilities.Setup_data --source ../shared/datasets/NEU-DET
     python -m Utilities.Setup_data --source https://example.org/NEU-DET.zip
+    python -m Utilities.Setup_data --format magnetic_tile --source ../shared/datasets/Magnetic-Tile
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from Utilities.Extract_masks import NEU_DET_CLASSES
-from Utilities.Validate_data import IMAGE_SUFFIXES, DataReport, check_voc_dataset
+from Utilities.Formats import FORMATS, VocSource, open_source
+from Utilities.Validate_data import IMAGE_SUFFIXES, DataReport
 
 
 def fetch(source: str, workdir: Path) -> Path:
@@ -88,16 +94,48 @@ def setup_data(
             shutil.copyfile(path, target)
             copied += 1
     held_out = {p.stem for p in held_images.glob("*")} if held_images.exists() else set()
-    report = check_voc_dataset(images_dir, annotations_dir, classes, ignore_missing=held_out)
+    report = VocSource(root, classes, ignore_missing=held_out).check()
     return copied, report.raise_if_errors()
+
+
+def setup_dataset(format: str, source: str | Path, destination: str | Path) -> tuple[int, DataReport]:
+    """Copy a data set of another format into ``destination``, keeping its layout, and check it.
+
+    Returns:
+        The number of files copied and the check's report.
+
+    Raises:
+        DataError: listing every problem found, after copying.
+    """
+    destination = Path(destination)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = fetch(str(source), Path(tmp))
+        while len(entries := [p for p in folder.iterdir() if not p.name.startswith(".")]) == 1 and entries[0].is_dir():
+            folder = entries[0]  # an archive's single top folder (e.g. "CrackForest-master/") is not part of the layout
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        copied = 0
+        for path in tqdm(files, desc="copying", leave=False):
+            target = destination / path.relative_to(folder)
+            if target.exists() and target.stat().st_size == path.stat().st_size:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            copied += 1
+    return copied, open_source(format, destination).check().raise_if_errors()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", required=True, help="folder, archive or URL holding NEU-DET style data")
+    parser.add_argument("--source", required=True, help="folder, archive or URL holding the data set")
+    parser.add_argument("--format", default="voc", choices=list(FORMATS), help="data set layout (default: voc)")
     parser.add_argument("--root", default=".", help="project folder (default: current folder)")
+    parser.add_argument("--dest", help="where other formats go (default: <root>/data/<source folder name>)")
     args = parser.parse_args()
-    copied, report = setup_data(args.source, args.root)
+    if args.format == "voc":
+        copied, report = setup_data(args.source, args.root)
+    else:
+        destination = args.dest or Path(args.root) / "data" / Path(args.source.split("?")[0]).name.split(".")[0]
+        copied, report = setup_dataset(args.format, args.source, destination)
     print(f"copied {copied} files; {report}")
 
 

@@ -3,6 +3,8 @@
 Usage::
 
     python -m Utilities.Train --epochs 30 --image-size 128
+    python -m Utilities.Train --data-format magnetic_tile --data-root data/Magnetic-Tile --binary true \
+        --full-resolution true --defect-fraction 0.5 --monitor mean_dice --split-file splits/Magnetic-Tile.csv
     torchrun --nproc_per_node=4 -m Utilities.Train --epochs 30            # 4 GPUs (or 4 CPU processes)
     torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d \\
         --rdzv-endpoint=HOST:29500 -m Utilities.Train --epochs 30          # 2 machines, 8 GPUs each
@@ -20,23 +22,43 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Data_Retriever_Seg import make_loaders  # noqa: E402
 from Utilities.Distributed import init_from_environment, is_main_process  # noqa: E402
-from Utilities.Resnet_Unet import build_model  # noqa: E402
+from Utilities.Resnet_Unet import model_for  # noqa: E402
 from Utilities.Trainer import fit  # noqa: E402
 
-OPTIONS = ("arch", "encoder", "encoder_weights", "image_size", "epochs", "batch_size", "lr", "weight_decay",
-           "optimizer", "loss", "precision", "seed", "num_workers", "max_train_images", "max_val_images", "run_name")
+OPTIONS = ("data_format", "data_root", "classes", "binary", "full_resolution", "defect_fraction", "output_prior", "split_file",
+           "arch", "encoder", "encoder_weights", "image_size", "epochs", "batch_size", "lr", "weight_decay",
+           "optimizer", "loss", "precision", "monitor", "seed", "num_workers", "max_train_images", "max_val_images",
+           "run_name")
+
+
+def _option_type(annotation: str):
+    """An argparse type for a ``TrainConfig`` field from its annotation; ``none`` for an optional one's ``None``."""
+    if annotation == "bool":
+        return _boolean
+    if annotation.startswith("tuple"):
+        kind = lambda text: tuple(name.strip() for name in text.split(","))  # noqa: E731
+    else:
+        kind = int if "int" in annotation else float if "float" in annotation else str
+    return (lambda text: None if text.lower() == "none" else kind(text)) if "None" in annotation else kind
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+    return text.lower() in ("true", "1", "yes")
 
 
 def parse_config() -> tuple[TrainConfig, Path | None]:
     parser = argparse.ArgumentParser(description="Train a segmentation model on the project's data.")
     parser.add_argument("--root", type=Path, default=Path("."), help="project folder holding IMAGES/ (default: .)")
     parser.add_argument("--resume", type=Path, help="a Models/<run>_last.pth to continue")
-    defaults = TrainConfig()
+    defaults = {f.name: f.default for f in fields(TrainConfig)}  # classes: None, the format's own
     types = {f.name: f.type for f in fields(TrainConfig)}
     for name in OPTIONS:
-        default = getattr(defaults, name)
-        kind = int if "int" in str(types[name]) else float if "float" in str(types[name]) else str
-        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help=f"default: {default}")
+        default = defaults[name]
+        shown = "the data format's own" if name == "classes" else default
+        parser.add_argument(f"--{name.replace('_', '-')}", type=_option_type(str(types[name])), default=default,
+                            help=f"default: {shown}")
     args = parser.parse_args()
     config = TrainConfig(root=args.root, **{name: getattr(args, name) for name in OPTIONS})
     return config, args.resume
@@ -46,11 +68,12 @@ def main() -> None:
     config, resume = parse_config()
     device = init_from_environment()
     train_loader, val_loader = make_loaders(config)
-    model, weights = build_model(config.arch, config.encoder, len(config.classes), config.encoder_weights, config.seed)
+    model, weights = model_for(config)
     history = fit(model, train_loader, val_loader, config, weights, device=device, resume=resume)
     if is_main_process() and len(history):
-        best = history.loc[history["val_dice"].idxmax()]
-        print(f"best epoch {int(best['epoch'])}: val Dice {best['val_dice']:.4f}, IoU {best['val_iou']:.4f}; "
+        monitor = f"val_{config.monitor}"
+        best = history.loc[history[monitor].idxmax()]
+        print(f"best epoch {int(best['epoch'])}: {monitor} {best[monitor]:.4f}, val Dice {best['val_dice']:.4f}; "
               f"checkpoint {config.models_dir / (config.run_name + '_best.pth')}")
 
 

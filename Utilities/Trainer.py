@@ -9,6 +9,7 @@ on CUDA in mixed precision.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from pathlib import Path
@@ -24,22 +25,29 @@ from Utilities.Config import TrainConfig
 from Utilities.Distributed import init_from_environment, is_main_process, mean_over_processes, world_size
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
 from Utilities.Meter import Meter
+from Utilities.Resnet_Unet import padded_forward
 
 
-class BceDiceLoss(torch.nn.Module):
-    """Binary cross-entropy plus soft Dice, both on logits, one channel per class."""
+class PixelPlusDiceLoss(torch.nn.Module):
+    """A per-pixel loss plus soft Dice, both on logits, one channel per class.
 
-    def __init__(self):
+    Args:
+        pixel_loss: binary cross-entropy, or focal loss for tiny defects, where
+            cross-entropy's easy background pixels drown the few defect pixels.
+    """
+
+    def __init__(self, pixel_loss: torch.nn.Module):
         super().__init__()
-        self.bce = torch.nn.BCEWithLogitsLoss()
+        self.pixel = pixel_loss
         self.dice = smp.losses.DiceLoss(mode="multilabel", from_logits=True)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.bce(logits, targets) + self.dice(logits, targets)
+        return self.pixel(logits, targets) + self.dice(logits, targets)
 
 
 LOSSES = {
-    "bce_dice": BceDiceLoss,
+    "bce_dice": lambda: PixelPlusDiceLoss(torch.nn.BCEWithLogitsLoss()),
+    "focal_dice": lambda: PixelPlusDiceLoss(smp.losses.FocalLoss(mode="multilabel")),
     "bce": torch.nn.BCEWithLogitsLoss,
     "dice": lambda: smp.losses.DiceLoss(mode="multilabel", from_logits=True),
     "focal": lambda: smp.losses.FocalLoss(mode="multilabel"),
@@ -58,6 +66,16 @@ def make_optimizer(name: str, model: torch.nn.Module, lr: float, weight_decay: f
     if name not in OPTIMIZERS:
         raise KeyError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[name](model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def check_monitor(name: str, channels: tuple[str, ...]) -> str:
+    """``name`` if the Meter reports such a validation score (higher is better), else a ``KeyError`` listing them."""
+    meter = Meter(channels)
+    meter.update(torch.zeros(1, len(channels), 1, 1), torch.zeros(1, len(channels), 1, 1))
+    known = [k for k in meter.compute() if k != "images"]
+    if name not in known:
+        raise KeyError(f"cannot pick the best checkpoint by {name!r}; known validation scores: {', '.join(known)}")
+    return name
 
 
 def seed_everything(seed: int) -> None:
@@ -135,7 +153,7 @@ def evaluate(
         images = images.to(device, memory_format=torch.channels_last, non_blocking=True)
         masks = masks.to(device, non_blocking=True)
         with autocast(device, dtype):
-            logits = model(images).float()
+            logits = padded_forward(model, images).float()  # whole images at full resolution: any size
         if loss_fn is not None:
             total += loss_fn(logits, masks).item() * len(images)
             count += len(images)
@@ -160,7 +178,7 @@ def fit(
 ) -> pd.DataFrame:
     """Train for ``config.epochs`` epochs and keep the best and last checkpoints.
 
-    Writes ``Models/<run_name>_best.pth`` (best validation Dice),
+    Writes ``Models/<run_name>_best.pth`` (best validation ``config.monitor``, Dice by default),
     ``Models/<run_name>_last.pth`` (to resume from) and
     ``Models/<run_name>_history.csv``. Ctrl-C (KeyboardInterrupt) stops after
     keeping the last finished epoch and returns the history so far. Under ``torchrun``
@@ -201,7 +219,8 @@ def fit(
         scaler.load_state_dict(state["scaler"])
         history = state["history"]
         start_epoch = len(history)
-    best_dice = max((row["val_dice"] for row in history), default=-1.0)
+    monitor = f"val_{check_monitor(config.monitor, config.channels)}"
+    best_score = max((row[monitor] for row in history if not math.isnan(row[monitor])), default=-1.0)
 
     epoch = start_epoch
     try:
@@ -214,7 +233,7 @@ def fit(
                 description=f"epoch {epoch + 1}/{config.epochs}",
             )
             train_seconds = time.perf_counter() - started
-            scores = evaluate(model, val_loader, device, config.classes, config.threshold, dtype, loss_fn)
+            scores = evaluate(model, val_loader, device, config.channels, config.threshold, dtype, loss_fn)
             row = {
                 "epoch": epoch + 1,
                 "train_loss": train_loss,
@@ -227,8 +246,8 @@ def fit(
             history.append(row)
             if not is_main_process():
                 continue
-            if row["val_dice"] > best_dice:
-                best_dice = row["val_dice"]
+            if row[monitor] > best_score:  # NaN (e.g. AP without defects in val) never is
+                best_score = row[monitor]
                 save_checkpoint(best_path, model, config, row, encoder_weights_used, epoch=epoch + 1)
             _save_last(last_path, model, optimizer, scheduler, scaler, config, history, encoder_weights_used)
             pd.DataFrame(history).to_csv(history_path, index=False)

@@ -1,9 +1,11 @@
-"""The train / val / test split of NEU-DET, written once and committed.
+"""Train / val / test splits, written once and committed.
 
-``test`` images are moved with their XML into ``Validation_Images/`` and
-``Validation_Annotations/``, held out from training and model selection;
-``val`` images stay in ``IMAGES/`` and drive model selection; ``train`` is
-the rest. Moving is idempotent and can be undone.
+Any data set: ``split_source`` writes a seeded split stratified by each
+sample's label; the files stay where they are and the split file decides.
+NEU-DET (``make_split``): ``test`` images are moved with their XML into
+``Validation_Images/`` and ``Validation_Annotations/``, held out from
+training and model selection; ``val`` images stay in ``IMAGES/`` and drive
+model selection; ``train`` is the rest. Moving is idempotent and can be undone.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pandas as pd
 
 from Utilities.Data_Retriever_Seg import stratified_split
 from Utilities.Extract_masks import NEU_DET_CLASSES, class_of
+from Utilities.Formats import DataSource
 
 FOLDER_PAIRS = (("IMAGES", "Validation_Images", ".jpg"), ("ANNOTATIONS", "Validation_Annotations", ".xml"))
 
@@ -31,13 +34,29 @@ def make_split(
     Returns:
         DataFrame ``image, class, split`` sorted by image, split in {train, val, test}.
     """
-    table = pd.DataFrame({"image": sorted(image_names)})
-    table["class"] = [class_of(name, classes) for name in table["image"]]
-    rest, test = stratified_split(table, test_per_class, seed)
-    train, val = stratified_split(rest, val_per_class, seed)
+    names = sorted(image_names)
+    return split_by_label(names, [class_of(name, classes) for name in names], test_per_class, val_per_class, seed)
+
+
+def split_source(source: DataSource, test: int | float = 0.2, val: int | float = 0.15, seed: int = 42) -> pd.DataFrame:
+    """Seeded split of any data set, stratified by sample label (e.g. Magnetic Tile's class folders).
+
+    Args:
+        test: share of all samples for test (a ``float``), or samples per label (an ``int``).
+        val: the same, taken from what test leaves.
+    """
+    samples = source.samples()
+    return split_by_label([s.name for s in samples], [s.label for s in samples], test, val, seed)
+
+
+def split_by_label(names: list[str], labels: list[str], test: int | float, val: int | float, seed: int) -> pd.DataFrame:
+    """``image, class, split`` with test, then val, drawn per label; the rest is train."""
+    table = pd.DataFrame({"image": names, "class": labels})
+    rest, test_rows = stratified_split(table, test, seed)
+    _, val_rows = stratified_split(rest, val, seed)
     table["split"] = "train"
-    table.loc[val.index, "split"] = "val"
-    table.loc[test.index, "split"] = "test"
+    table.loc[val_rows.index, "split"] = "val"
+    table.loc[test_rows.index, "split"] = "test"
     return table
 
 

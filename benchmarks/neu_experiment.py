@@ -33,7 +33,7 @@ from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Data_Retriever_Seg import make_loaders  # noqa: E402
 from Utilities.Evaluate import evaluate_folder  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
-from Utilities.Resnet_Unet import build_model  # noqa: E402
+from Utilities.Resnet_Unet import model_for  # noqa: E402
 from Utilities.Trainer import fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def main() -> None:
             run_name=f"exp_{args.arch.lower()}_{args.encoder}_{args.image_size}_{args.loss}_s{args.seed}",
         )
         train_loader, val_loader = make_loaders(config)
-        model, weights = build_model(config.arch, config.encoder, len(config.classes), config.encoder_weights, config.seed)
+        model, weights = model_for(config)
         started = time.perf_counter()
         history = fit(model, train_loader, val_loader, config, weights)
         minutes = (time.perf_counter() - started) / 60

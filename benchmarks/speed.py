@@ -36,7 +36,14 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from Utilities.Checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Data_Retriever_Seg import DefectDataset, make_loaders, read_image, split_table, train_transforms  # noqa: E402
+from Utilities.Data_Retriever_Seg import (  # noqa: E402
+    SegmentationDataset,
+    make_loaders,
+    read_image,
+    source_of,
+    split_table,
+    train_transforms,
+)
 from Utilities.Evaluate import evaluate_folder  # noqa: E402
 from Utilities.Hardware import autocast, autocast_dtype, prepare_model  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
@@ -88,19 +95,19 @@ def config_for(**overrides) -> TrainConfig:
     return replace(TrainConfig(root=ROOT, image_size=SIZE, batch_size=BATCH), **overrides)
 
 
-def train_images(config: TrainConfig, count: int) -> list[Path]:
+def train_dataset(config: TrainConfig, count: int, cache_in_ram: bool) -> SegmentationDataset:
+    """``count`` seeded training images of NEU-DET with the training augmentation at ``SIZE``."""
     table = split_table(config)
     names = table.loc[table["split"] == "train", "image"].sample(n=count, random_state=0)
-    return [config.images_dir / n for n in names]
+    source = source_of(config)
+    return SegmentationDataset(source, [source.sample(n) for n in names], train_transforms(SIZE, config.mean, config.std),
+                               cache_in_ram=cache_in_ram)
 
 
 def baseline_training(config: TrainConfig) -> float:
     """Images/s of a plain float32 loop: XML parsed per item, default DataLoader, contiguous tensors."""
-    dataset = DefectDataset(
-        train_images(config, BATCH * (TRAIN_STEPS + WARMUP_STEPS)), config.annotations_dir, config.classes,
-        train_transforms(SIZE, config.mean, config.std), cache_in_ram=False,
-    )
-    model, _ = build_model(config.arch, config.encoder, len(config.classes))
+    dataset = train_dataset(config, BATCH * (TRAIN_STEPS + WARMUP_STEPS), cache_in_ram=False)
+    model, _ = build_model(config.arch, config.encoder, len(config.channels))
     model.train()
     loss_fn = make_loss("bce_dice")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -118,11 +125,8 @@ def baseline_training(config: TrainConfig) -> float:
 
 def default_training(config: TrainConfig, num_workers: int) -> float:
     """Images/s of the Trainer's own epoch loop on the project's default loader."""
-    dataset = DefectDataset(
-        train_images(config, BATCH * (TRAIN_STEPS + WARMUP_STEPS)), config.annotations_dir, config.classes,
-        train_transforms(SIZE, config.mean, config.std), cache_in_ram=True,
-    )
-    model, _ = build_model(config.arch, config.encoder, len(config.classes))
+    dataset = train_dataset(config, BATCH * (TRAIN_STEPS + WARMUP_STEPS), cache_in_ram=True)
+    model, _ = build_model(config.arch, config.encoder, len(config.channels))
     model = prepare_model(model, CPU)
     loss_fn = make_loss(config.loss)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
@@ -142,10 +146,7 @@ def default_training(config: TrainConfig, num_workers: int) -> float:
 
 def loader_throughput(config: TrainConfig, num_workers: int, batches: int = 40) -> float:
     """Images/s the cached, augmenting DataLoader delivers on its own."""
-    dataset = DefectDataset(
-        train_images(config, BATCH * batches), config.annotations_dir, config.classes,
-        train_transforms(SIZE, config.mean, config.std), cache_in_ram=True,
-    )
+    dataset = train_dataset(config, BATCH * batches, cache_in_ram=True)
     loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=num_workers)
     started = time.perf_counter()
     count = sum(len(images) for images, _ in loader)
@@ -154,7 +155,7 @@ def loader_throughput(config: TrainConfig, num_workers: int, batches: int = 40) 
 
 def inference_rows(config: TrainConfig, workdir: Path) -> list[tuple[str, float, str]]:
     """Images/s of the model alone (batch 8, 224 px) along every prediction path."""
-    model, _ = build_model(config.arch, config.encoder, len(config.classes))
+    model, _ = build_model(config.arch, config.encoder, len(config.channels))
     checkpoint = workdir / "bench.pth"
     save_checkpoint(checkpoint, model.eval(), config, {}, None)
     images = [np.random.default_rng(i).integers(0, 255, (200, 200, 3), dtype=np.uint8) for i in range(BATCH)]
@@ -241,7 +242,7 @@ def memory_probe() -> None:
     """Cache all of NEU-DET, train 20 steps at 224 px, print this process's peak RSS in MB."""
     config = config_for()
     train_loader, _ = make_loaders(config)
-    model = prepare_model(build_model(config.arch, config.encoder, len(config.classes))[0], CPU)
+    model = prepare_model(build_model(config.arch, config.encoder, len(config.channels))[0], CPU)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
     train_one_epoch(
         model, make_loss(config.loss), optimizer, torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0),
@@ -267,7 +268,7 @@ def precision_check(precision: str, epochs: int = 3, train_images_count: int = 4
         )
         train, val = make_loaders(config)
         config.root = Path(tmp)  # checkpoints go to a scratch folder
-        model, _ = build_model(config.arch, config.encoder, len(config.classes))
+        model, _ = build_model(config.arch, config.encoder, len(config.channels))
         started = time.perf_counter()
         history = fit(model, train, val, config)
         return float(history["val_dice"].max()), (time.perf_counter() - started) / 60

@@ -3,8 +3,14 @@ import pytest
 import torch
 
 from Utilities.Config import TrainConfig
-from Utilities.Data_Retriever_Seg import DefectDataset, eval_transforms, make_loaders, read_image, stratified_split
-from Utilities.Extract_masks import NEU_DET_CLASSES
+from Utilities.Data_Retriever_Seg import (
+    SegmentationDataset,
+    eval_transforms,
+    make_loaders,
+    read_image,
+    stratified_split,
+)
+from Utilities.Formats import VocSource
 from Utilities.Validation_split import all_image_names, make_split
 
 
@@ -20,10 +26,11 @@ def test_stratified_split_is_seeded_and_balanced():
 
 
 def test_dataset_items_and_cache_agree(neu_like):
-    paths = sorted((neu_like / "IMAGES").glob("*.jpg"))[:3]
+    source = VocSource(neu_like)
+    samples = source.samples()[:3]
     transform = eval_transforms(64, (0.5,) * 3, (0.25,) * 3)
-    cached = DefectDataset(paths, neu_like / "ANNOTATIONS", NEU_DET_CLASSES, transform, cache_in_ram=True)
-    lazy = DefectDataset(paths, neu_like / "ANNOTATIONS", NEU_DET_CLASSES, transform, cache_in_ram=False)
+    cached = SegmentationDataset(source, samples, transform, cache_in_ram=True)
+    lazy = SegmentationDataset(source, samples, transform, cache_in_ram=False)
     image, mask = cached[1]
     assert image.shape == (3, 64, 64) and image.dtype == torch.float32
     assert mask.shape == (6, 64, 64) and set(mask.unique().tolist()) <= {0.0, 1.0}

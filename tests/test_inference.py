@@ -81,3 +81,20 @@ def test_onnx_runtime_matches_pytorch_float32(checkpoint, neu_like, tmp_path):
     assert got.shape == expected.shape
     assert np.abs(got - expected).max() < 1e-3
     assert ((got > 0.5) == (expected > 0.5)).mean() >= 0.999
+
+
+def test_full_resolution_prediction_pads_for_the_network_and_crops_back(tmp_path):
+    from Utilities.Resnet_Unet import pad_to_multiple
+
+    torch.manual_seed(0)
+    config = TrainConfig(image_size=32, full_resolution=True, binary=True)
+    model, _ = build_model(config.arch, config.encoder, 1)
+    save_checkpoint(tmp_path / "full.pth", model.eval(), config, {"val_dice": 0.5}, None, epoch=1)
+    predictor = Predictor(tmp_path / "full.pth", precision="float32")
+    image = np.random.default_rng(0).integers(0, 255, (45, 70, 3), dtype=np.uint8)  # 45x70: padded to 64x96
+    probabilities = predictor.predict([image])[0]
+    batch = predictor.preprocess([image])
+    assert probabilities.shape == (1, 45, 70) and tuple(batch.shape[-2:]) == (45, 70)
+    with torch.inference_mode():
+        expected = torch.sigmoid(predictor.model(pad_to_multiple(batch)))[0, :, :45, :70].numpy()
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)

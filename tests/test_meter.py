@@ -28,7 +28,41 @@ def test_scores_match_hand_computation():
     assert math.isclose(s["dice_a"], 2 / 3, abs_tol=1e-6) and math.isclose(s["iou_a"], 0.5, abs_tol=1e-6)
     assert s["dice_b"] == 0.0 and s["iou_b"] == 0.0
     assert math.isclose(s["mean_iou"], 0.25, abs_tol=1e-6)
-    assert list(meter.per_class_table().index) == ["a", "b"]
+    # pixel precision / recall pooled per class and over all classes
+    assert s["precision_a"] == 1.0 and s["recall_a"] == 0.5
+    assert s["precision_b"] == 0.0 and s["recall_b"] == 1.0  # no true b pixel: recall counts as 1
+    assert math.isclose(s["precision"], 0.5) and math.isclose(s["recall"], 0.5) and math.isclose(s["f1"], 0.5)
+    # image-level detection: a found in image 1 and absent in 2 (2/2); b predicted in image 1 only, true nowhere (1/2)
+    assert s["detection_a"] == 1.0 and s["detection_b"] == 0.5 and s["detection"] == 1.0
+    table = meter.table()
+    assert list(table.index) == ["a", "b", "overall"]
+    assert list(table.columns) == ["iou", "dice", "f1", "ap", "precision", "recall", "detection"]
+    assert math.isclose(table.loc["overall", "iou"], 1 / 3, abs_tol=1e-6) and math.isclose(table.loc["a", "f1"], 2 / 3, abs_tol=1e-6)
+
+
+def test_average_precision_matches_scikit_learn():
+    from sklearn.metrics import average_precision_score
+
+    generator = torch.Generator().manual_seed(0)
+    truth = (torch.rand(4, 2, 16, 16, generator=generator) > 0.7).float()
+    probs = (0.3 * truth + 0.7 * torch.rand(4, 2, 16, 16, generator=generator)).clamp(0, 1)
+    probs = (probs * 999).round() / 999  # on the meter's bins, so the two must agree exactly
+    meter = Meter(("a", "b"))
+    meter.update(probs[:2], truth[:2])
+    meter.update(probs[2:], truth[2:])
+    scores = meter.compute()
+    for channel, name in enumerate("ab"):
+        expected = average_precision_score(truth[:, channel].flatten(), probs[:, channel].flatten())
+        assert math.isclose(scores[f"ap_{name}"], expected, abs_tol=1e-9)
+    assert math.isclose(scores["ap"], (scores["ap_a"] + scores["ap_b"]) / 2)
+    assert 0.5 < scores["ap_a"] < 1.0
+
+
+def test_average_precision_is_nan_without_positives():
+    meter = Meter(("a", "b"))
+    meter.update(masks([0.9, 0.1, 0.2, 0.3]), masks([1, 0, 0, 0]))
+    scores = meter.compute()
+    assert scores["ap_a"] == 1.0 and math.isnan(scores["ap_b"]) and scores["ap"] == 1.0
 
 
 def test_class_accuracy_uses_largest_area():

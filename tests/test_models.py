@@ -44,3 +44,15 @@ def test_local_encoder_weights_file(tmp_path):
         model, used = build_model("Unet", "resnet34", classes=2, encoder_weights=str(path))
     assert used == "file:encoder.safetensors"
     torch.testing.assert_close(model.encoder.conv1.weight, source.encoder.conv1.weight)
+
+
+@pytest.mark.parametrize("arch", ["Unet", "FPN"])
+def test_output_prior_starts_pixels_at_that_probability(arch):
+    plain, _ = build_model(arch, "resnet34", classes=2)
+    model, _ = build_model(arch, "resnet34", classes=2, output_prior=0.01)
+    torch.testing.assert_close(torch.sigmoid(model.segmentation_head[0].bias), torch.full((2,), 0.01))
+    assert abs(torch.sigmoid(plain.segmentation_head[0].bias).mean() - 0.5) < 0.1  # smp's own start
+    head = dict(model.named_parameters())
+    for name, parameter in plain.named_parameters():  # only the output bias differs
+        if name != "segmentation_head.0.bias":
+            torch.testing.assert_close(parameter, head[name])

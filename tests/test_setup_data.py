@@ -60,3 +60,20 @@ def test_problems_are_named(source, tmp_path):
 def test_missing_source_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         setup_data(tmp_path / "nowhere", tmp_path / "project")
+
+
+def test_other_formats_keep_their_layout_and_lose_an_archive_top_folder(tmp_path):
+    from test_formats import make_magnetic_tile
+
+    from Utilities.Setup_data import setup_dataset
+
+    make_magnetic_tile(tmp_path / "download" / "Magnetic-Tile-master")
+    archive = shutil.make_archive(str(tmp_path / "mt"), "zip", tmp_path / "download")
+    copied, report = setup_dataset("magnetic_tile", archive, tmp_path / "data" / "mt")
+    assert copied == 20 and report.images == 10 and report.errors == []
+    assert (tmp_path / "data" / "mt" / "MT_Free" / "Imgs" / "exp0.png").exists()
+    assert setup_dataset("magnetic_tile", archive, tmp_path / "data" / "mt")[0] == 0
+    (tmp_path / "data" / "mt" / "MT_Crack" / "Imgs" / "exp0.png").unlink()
+    (tmp_path / "download" / "Magnetic-Tile-master" / "MT_Crack" / "Imgs" / "exp0.png").unlink()
+    with pytest.raises(DataError, match="exp0.jpg: no annotation"):
+        setup_dataset("magnetic_tile", tmp_path / "download", tmp_path / "data" / "mt")

@@ -118,3 +118,52 @@ def test_major_version_change_warns(neu_like, tmp_path):
     torch.save(checkpoint, tmp_path / "old.pth")
     with pytest.warns(UserWarning, match="made with torch 1.13.1"):
         load_checkpoint(tmp_path / "old.pth")
+
+
+def test_command_line_reads_the_data_set_spec(monkeypatch):
+    from Utilities.Train import parse_config
+
+    monkeypatch.setattr("sys.argv", ["train", "--data-format", "magnetic_tile", "--data-root", "data/MT", "--binary", "true",
+                                     "--classes", "Blowhole,Crack", "--full-resolution", "true", "--defect-fraction", "0.5",
+                                     "--output-prior", "0.01", "--monitor", "mean_dice", "--epochs", "3"])
+    config, resume = parse_config()
+    assert (config.data_format, config.data_root, config.classes, config.binary) == ("magnetic_tile", "data/MT", ("Blowhole", "Crack"), True)
+    assert config.full_resolution and config.defect_fraction == 0.5 and config.output_prior == 0.01
+    assert config.channels == ("defect",) and config.epochs == 3 and resume is None
+    monkeypatch.setattr("sys.argv", ["train"])
+    assert parse_config()[0] == TrainConfig()
+
+
+@pytest.mark.parametrize("name", ["bce_dice", "focal_dice", "bce", "dice", "focal", "lovasz"])
+def test_every_loss_falls_as_logits_approach_the_truth(name):
+    from Utilities.Trainer import make_loss
+
+    targets = torch.zeros(2, 3, 8, 8)
+    targets[:, :, 2:5, 2:5] = 1
+    loss = make_loss(name)
+    far, near = loss(torch.zeros_like(targets), targets), loss(8 * (2 * targets - 1), targets)
+    assert torch.isfinite(far) and near < far
+
+
+def test_unknown_monitor_is_refused_before_training(neu_like):
+    from Utilities.Trainer import check_monitor
+
+    assert check_monitor("mean_dice", ("a", "b")) == "mean_dice" and check_monitor("ap_b", ("a", "b")) == "ap_b"
+    with pytest.raises(KeyError, match="known validation scores: dice"):
+        check_monitor("val_dice", ("a",))
+    with pytest.raises(KeyError, match="'loss'"):
+        check_monitor("loss", ("a",))
+
+
+def test_a_checkpoint_from_before_the_data_set_spec_still_resumes(neu_like):
+    from Utilities.Checkpoint import check_resumable
+
+    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=1)
+    fit(model, train_loader, val_loader, config, used)
+    state = read_checkpoint(neu_like / "Models" / "tiny_last.pth")
+    for added in ("data_format", "data_root", "binary", "full_resolution", "defect_fraction", "monitor", "output_prior"):
+        del state["config"][added]
+    check_resumable(state, config.to_dict(), "old.pth")  # missing settings take their defaults
+    other = TrainConfig.from_dict({**config.to_dict(), "binary": True}).to_dict()
+    with pytest.raises(ValueError, match="1 classes"):
+        check_resumable(state, other, "old.pth")

@@ -8,11 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from Utilities.Extract_masks import NEU_DET_CLASSES, Box, boxes_to_mask
-from Utilities.Validate_data import DataError, check_voc_dataset
+from Utilities.Formats import VocSource
+from Utilities.Validate_data import DataError
 
 
 def check(root, **kwargs):
-    return check_voc_dataset(root / "IMAGES", root / "ANNOTATIONS", NEU_DET_CLASSES, **kwargs)
+    return VocSource(root, NEU_DET_CLASSES).check(**kwargs)
 
 
 def test_clean_data_has_no_findings(neu_like):

@@ -1,0 +1,484 @@
+"""Readers for the data set layouts the field uses, behind one interface.
+
+A ``DataSource`` lists its samples (an image and where its truth lives),
+turns a sample's truth into a ``(H, W, C)`` uint8 0/1 mask with one channel
+per class, and checks every file before a run. Splitting, training,
+evaluation and prediction only see this interface, so a new layout is one
+new class here, registered in ``FORMATS``.
+
+Layouts (``root`` is the data set's folder):
+
+- ``voc``: ``IMAGES/<stem>.jpg`` with Pascal VOC boxes in ``ANNOTATIONS/<stem>.xml`` (NEU-DET).
+- ``folders``: ``images/<stem>.*`` with ``masks/<stem>.png`` holding class indices
+  (8 or 16 bit; 0 background, k the k-th class), or 0/255 for one class.
+- ``magnetic_tile``: ``MT_<Class>/Imgs/<stem>.jpg`` with ``<stem>.png`` (0/255, grey edges
+  thresholded at 128); the class comes from the folder, ``MT_Free`` has no defect.
+- ``crackforest``: ``image/<nnn>.jpg`` with ``groundTruth/<nnn>.mat`` (struct ``groundTruth``,
+  field ``Segmentation``: 1 background, 2 crack); images without ``.mat`` are unlabelled.
+- ``severstal``: ``train_images/<ImageId>`` with run-length masks in ``train.csv``
+  (``ImageId,ClassId,EncodedPixels`` or ``ImageId_ClassId,EncodedPixels``); images not in
+  the CSV have no defect.
+
+With ``binary=True`` every source gives one channel, ``defect``: any class.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.io
+from PIL import Image
+from tqdm.auto import tqdm
+
+from Utilities.Extract_masks import NEU_DET_CLASSES, boxes_to_mask, parse_voc_xml
+from Utilities.Rle import mask_to_rle, rle_to_mask
+from Utilities.Validate_data import IMAGE_SUFFIXES, DataReport, image_size
+
+NO_DEFECT = "free"
+BINARY_CLASSES = ("defect",)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image.
+
+    Attributes:
+        name: the image path relative to the source's root; split files list samples by it.
+        image: the image file.
+        label: image-level label for stratified splits, where the layout gives one: the class
+            folder (Magnetic Tile), the most frequent box class (VOC), the lowest class id
+            (Severstal), ``"free"`` for images known to be defect-free; else one label for all.
+        truth: where the mask comes from (a file, or run-length rows), as the format needs.
+    """
+
+    name: str
+    image: Path
+    label: str
+    truth: Any = None
+
+
+class DataSource:
+    """A data set on disk in one format.
+
+    Args:
+        root: the data set's folder.
+        classes: class names, one channel each (default: the format's own).
+        binary: merge every class into one ``defect`` channel.
+    """
+
+    format: ClassVar[str]
+    default_classes: ClassVar[tuple[str, ...]]
+
+    def __init__(self, root: str | Path, classes: tuple[str, ...] | None = None, binary: bool = False):
+        self.root = Path(root)
+        self.source_classes = tuple(classes or self.default_classes)
+        self.binary = binary
+        self._samples: list[Sample] | None = None
+        self._by_name: dict[str, Sample] = {}
+        self._listing = DataReport()
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The mask channels this source gives."""
+        return BINARY_CLASSES if self.binary else self.source_classes
+
+    def samples(self) -> list[Sample]:
+        """Every labelled sample, sorted by name (listed once, then kept)."""
+        if self._samples is None:
+            if not self.root.is_dir():
+                raise FileNotFoundError(f"{self.root}: {self.format} data set folder not found")
+            self._samples = sorted(self._list(self._listing), key=lambda s: s.name)
+            self._by_name = {s.name: s for s in self._samples}
+        return self._samples
+
+    def sample(self, name: str) -> Sample:
+        """The sample listed as ``name``; ``KeyError`` naming it if absent."""
+        self.samples()
+        if name not in self._by_name:
+            raise KeyError(f"{name}: not a labelled sample of {self.root} ({self.format})")
+        return self._by_name[name]
+
+    def mask(self, sample: Sample, height: int, width: int) -> np.ndarray:
+        """``(H, W, C)`` uint8 0/1 truth of ``sample`` for an image of that size; ``ValueError`` naming it."""
+        try:
+            mask = self._class_masks(sample, height, width)
+        except ValueError as error:
+            raise ValueError(f"{sample.name}: {error}") from error
+        return np.ascontiguousarray(mask.max(axis=2, keepdims=True) if self.binary else mask)
+
+    def check(self, names: list[str] | None = None, strict: bool = False) -> DataReport:
+        """Read every image and its truth once and report every problem by file name.
+
+        Args:
+            names: only these samples' files (default: all); unpaired files are errors either way.
+            strict: raise ``DataError`` at the first error instead of collecting them all.
+        """
+        report = DataReport(strict=strict)
+        if not self.root.is_dir() or not any(self.root.iterdir()):
+            report.error(f"{self.root}: folder is missing or empty")
+            return report
+        try:
+            samples = self.samples()
+        except (OSError, ValueError) as problem:  # e.g. a missing or malformed Severstal train.csv
+            report.error(str(problem))
+            return report
+        report.extend(self._listing)  # unpaired files, also when only some samples are checked
+        if names is not None:
+            for name in sorted(set(names) - self._by_name.keys()):
+                report.error(f"{name}: not found among the labelled samples of {self.root}")
+            samples = [self._by_name[n] for n in names if n in self._by_name]
+        if not samples:
+            report.error(f"{self.root}: no labelled samples ({self.format} layout expected)")
+        report.images += len(samples)
+        for sample in tqdm(samples, desc="checking data", leave=False):
+            size = image_size(sample.image)
+            if size is None:
+                report.error(f"{sample.name}: unreadable or truncated image")
+                continue
+            try:
+                self._check_truth(sample, *size, report)
+            except ValueError as problem:
+                report.error(f"{sample.name}: {problem}")
+        return report
+
+    def _list(self, report: DataReport) -> list[Sample]:
+        """The samples; unpaired files go into ``report``."""
+        raise NotImplementedError
+
+    def _class_masks(self, sample: Sample, height: int, width: int) -> np.ndarray:
+        """``(H, W, len(source_classes))`` uint8 0/1; ``ValueError`` naming the file when unreadable."""
+        raise NotImplementedError
+
+    def _check_truth(self, sample: Sample, height: int, width: int, report: DataReport) -> None:
+        """Report what is wrong with the truth of one readable image; by default, that it does not load."""
+        self._class_masks(sample, height, width)
+
+
+def _images_by_stem(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES} if folder.is_dir() else {}
+
+
+def _pair(images: dict[str, Path], truths: dict[str, Path], report: DataReport, truth_folder: Path,
+          image_folder: Path, truth_optional: bool = False) -> list[str]:
+    """Stems with both files; the others reported by name."""
+    if not truth_optional:
+        for stem in sorted(images.keys() - truths.keys()):
+            report.error(f"{images[stem].name}: no annotation {stem}.* in {truth_folder}")
+    for stem in sorted(truths.keys() - images.keys()):
+        report.error(f"{truths[stem].name}: no image in {image_folder}")
+    return sorted(images.keys() & truths.keys())
+
+
+def _read_mask_file(path: Path, height: int, width: int) -> np.ndarray:
+    """A single-channel mask image of the expected size, as stored (8 or 16 bit, palette indices).
+
+    Grey masks saved as RGB (three equal channels) count as single-channel.
+    """
+    try:
+        with Image.open(path) as picture:
+            mask = np.array(picture)  # palette PNGs give their indices, 16-bit PNGs uint16
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path.name}: unreadable mask") from error
+    if mask.ndim == 3 and (mask == mask[..., :1]).all():
+        mask = mask[..., 0]
+    if mask.ndim == 3:
+        raise ValueError(f"{path.name}: mask has {mask.shape[2]} different channels, expected one")
+    if mask.shape != (height, width):
+        raise ValueError(f"{path.name}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {width}x{height}")
+    return mask
+
+
+def _one_hot(indices: np.ndarray, classes: int) -> np.ndarray:
+    """``(H, W)`` class indices (0 background, k the k-th class) to ``(H, W, classes)`` uint8 0/1."""
+    return (indices[..., None] == np.arange(1, classes + 1)).astype(np.uint8)
+
+
+class VocSource(DataSource):
+    """Pascal VOC boxes (NEU-DET): boxes painted as filled rectangles.
+
+    Args:
+        images, annotations: folder names under ``root``.
+        ignore_missing: stems whose image may be absent (moved to the test folder).
+    """
+
+    format = "voc"
+    default_classes = NEU_DET_CLASSES
+
+    def __init__(self, root, classes=None, binary=False, images: str = "IMAGES", annotations: str = "ANNOTATIONS",
+                 ignore_missing: set[str] | frozenset[str] = frozenset()):
+        super().__init__(root, classes, binary)
+        self.images_dir, self.annotations_dir = self.root / images, self.root / annotations
+        self.ignore_missing = set(ignore_missing)
+
+    def check(self, names=None, strict=False) -> DataReport:
+        report = DataReport(strict=strict)
+        for folder in (self.images_dir, self.annotations_dir):
+            if not folder.is_dir() or not any(folder.iterdir()):
+                report.error(f"{folder}: folder is missing or empty")
+        return report if report.errors else super().check(names, strict)
+
+    def _list(self, report):
+        images = _images_by_stem(self.images_dir)
+        xmls = {p.stem: p for p in sorted(self.annotations_dir.glob("*.xml"))} if self.annotations_dir.is_dir() else {}
+        report.annotations = len(xmls)
+        for stem in self.ignore_missing & (xmls.keys() - images.keys()):
+            del xmls[stem]
+        pairs = _pair(images, xmls, report, self.annotations_dir, self.images_dir)
+        return [Sample(images[s].name, images[s], self._label(xmls[s]), xmls[s]) for s in pairs]
+
+    @staticmethod
+    def _label(xml: Path) -> str:
+        try:
+            names = Counter(box.name for box in parse_voc_xml(xml).boxes)
+        except ValueError:
+            return "unreadable"
+        return names.most_common(1)[0][0] if names else NO_DEFECT
+
+    def _class_masks(self, sample, height, width):
+        annotation = parse_voc_xml(sample.truth)
+        if (annotation.height, annotation.width) != (height, width):
+            raise ValueError(f"image is {width}x{height}, its XML says {annotation.width}x{annotation.height}")
+        return boxes_to_mask(annotation.boxes, height, width, self.source_classes).transpose(1, 2, 0).copy()
+
+    def _check_truth(self, sample, height, width, report):
+        annotation = parse_voc_xml(sample.truth)
+        if (height, width) != (annotation.height, annotation.width):
+            report.error(f"{sample.name}: image is {width}x{height}, its XML says {annotation.width}x{annotation.height}")
+        xml = sample.truth.name  # boxes are checked here rather than painted, to report every bad one
+        for box in annotation.boxes:
+            where = f"{xml}: box {box.name} ({box.xmin},{box.ymin})-({box.xmax},{box.ymax})"
+            if box.name not in self.source_classes:
+                report.error(f"{xml}: unknown class {box.name!r}; known: {', '.join(self.source_classes)}")
+            elif box.xmax < box.xmin or box.ymax < box.ymin:
+                report.error(f"{where} is empty")
+            elif box.xmin < 1 or box.ymin < 1 or box.xmax > annotation.width or box.ymax > annotation.height:
+                report.warnings.append(f"{where} reaches outside the {annotation.width}x{annotation.height} image; clipped")
+
+
+class FolderSource(DataSource):
+    """Images and index masks matched by file stem.
+
+    Args:
+        images, masks: folder names under ``root``.
+    """
+
+    format = "folders"
+    default_classes = BINARY_CLASSES
+
+    def __init__(self, root, classes=None, binary=False, images: str = "images", masks: str = "masks"):
+        super().__init__(root, classes, binary)
+        self.images_dir, self.masks_dir = self.root / images, self.root / masks
+
+    def _list(self, report):
+        images = _images_by_stem(self.images_dir)
+        masks = {p.stem: p for p in sorted(self.masks_dir.glob("*.png"))} if self.masks_dir.is_dir() else {}
+        report.annotations = len(masks)
+        return [Sample(images[s].name, images[s], "", masks[s]) for s in _pair(images, masks, report, self.masks_dir, self.images_dir)]
+
+    def _indices(self, sample, height, width) -> np.ndarray:
+        mask = _read_mask_file(sample.truth, height, width)
+        if self.binary:  # any class is a defect
+            return (mask > 0).astype(np.uint8)
+        one_class_255 = len(self.source_classes) == 1 and mask.dtype == np.uint8
+        return np.where(mask == 255, 1, mask) if one_class_255 else mask
+
+    def _class_masks(self, sample, height, width):
+        return _one_hot(self._indices(sample, height, width), len(self.source_classes))
+
+    def _check_truth(self, sample, height, width, report):
+        values = np.unique(self._indices(sample, height, width))
+        unexpected = values[values > (1 if self.binary else len(self.source_classes))]
+        if unexpected.size:
+            allowed = "0/1 or 0/255" if len(self.source_classes) == 1 else f"0..{len(self.source_classes)}"
+            report.error(f"{sample.truth.name}: unexpected mask values {unexpected[:5].tolist()}; expected {allowed}")
+
+
+class MagneticTileSource(DataSource):
+    """Magnetic Tile: one folder per class, 0/255 masks beside the images."""
+
+    format = "magnetic_tile"
+    default_classes = ("Blowhole", "Break", "Crack", "Fray", "Uneven")
+    free_folder = "MT_Free"
+
+    def _list(self, report):
+        samples = []
+        for folder in sorted(self.root.glob("MT_*/Imgs")):
+            label = folder.parent.name.removeprefix("MT_")
+            if folder.parent.name != self.free_folder and label not in self.source_classes:
+                report.error(f"{folder.parent.name}: folder of an unknown class; known: {', '.join(self.source_classes)}")
+                continue
+            images = {p.stem: p for p in folder.glob("*.jpg")}
+            masks = {p.stem: p for p in folder.glob("*.png")}
+            report.annotations += len(masks)
+            for stem in _pair(images, masks, report, folder, folder):
+                name = images[stem].relative_to(self.root).as_posix()
+                samples.append(Sample(name, images[stem], NO_DEFECT if folder.parent.name == self.free_folder else label, masks[stem]))
+        return samples
+
+    def _class_masks(self, sample, height, width):
+        defect = _read_mask_file(sample.truth, height, width) >= 128
+        mask = np.zeros((height, width, len(self.source_classes)), np.uint8)
+        if sample.label != NO_DEFECT:
+            mask[..., self.source_classes.index(sample.label)] = defect
+        return mask
+
+    def _check_truth(self, sample, height, width, report):
+        mask = _read_mask_file(sample.truth, height, width)
+        if mask.dtype != np.uint8:
+            report.error(f"{sample.truth.name}: {mask.dtype} mask; expected 8-bit 0/255")
+        elif sample.label == NO_DEFECT and (mask >= 128).any():
+            report.error(f"{sample.truth.name}: defect pixels in a defect-free ({self.free_folder}) image")
+
+
+class CrackForestSource(DataSource):
+    """CrackForest (CFD): MATLAB ground truth, ``Segmentation`` 1 = background, 2 = crack."""
+
+    format = "crackforest"
+    default_classes = ("crack",)
+
+    def __init__(self, root, classes=None, binary=False):
+        super().__init__(root, classes, binary)
+        if len(self.source_classes) != 1:
+            raise ValueError(f"CrackForest has one class (crack), not {list(self.source_classes)}")
+
+    def _list(self, report):
+        images = _images_by_stem(self.root / "image")
+        mats = {p.stem: p for p in sorted((self.root / "groundTruth").glob("*.mat"))}
+        report.annotations = len(mats)
+        unlabelled = len(images.keys() - mats.keys())
+        if unlabelled:
+            report.warnings.append(f"{unlabelled} images have no groundTruth/.mat; they are unlabelled and left out")
+        pairs = _pair(images, mats, report, self.root / "groundTruth", self.root / "image", truth_optional=True)
+        return [Sample(images[s].name, images[s], "crack", mats[s]) for s in pairs]
+
+    @staticmethod
+    def segmentation(path: Path) -> np.ndarray:
+        """The ``Segmentation`` array of a CFD ``.mat`` (a struct, or a cell holding one)."""
+        try:
+            truth = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)["groundTruth"]
+            while isinstance(truth, np.ndarray) and truth.dtype == object:  # a cell array of structs
+                truth = truth.flat[0]
+            return np.asarray(truth.Segmentation)
+        except (ValueError, KeyError, AttributeError, OSError, TypeError, IndexError, NotImplementedError,
+                scipy.io.matlab.MatReadError) as error:  # NotImplementedError: MATLAB v7.3 (HDF5) files
+            raise ValueError(f"{path.name}: not a CrackForest ground truth ({error})") from error
+
+    def _segmentation(self, sample, height, width) -> np.ndarray:
+        segmentation = self.segmentation(sample.truth)
+        if segmentation.shape != (height, width):
+            raise ValueError(f"{sample.truth.name}: Segmentation is {segmentation.shape[1]}x{segmentation.shape[0]}, "
+                             f"its image {width}x{height}")
+        return segmentation
+
+    def _class_masks(self, sample, height, width):
+        return (self._segmentation(sample, height, width) == 2).astype(np.uint8)[..., None]
+
+    def _check_truth(self, sample, height, width, report):
+        values = np.unique(self._segmentation(sample, height, width))
+        unexpected = values[(values != 1) & (values != 2)]
+        if unexpected.size:
+            report.error(f"{sample.truth.name}: unexpected Segmentation values {unexpected[:5].tolist()}; expected 1 and 2")
+
+
+class SeverstalSource(DataSource):
+    """Severstal steel defects: run-length masks in ``train.csv``, images in ``train_images/``.
+
+    Args:
+        csv, images: file and folder names under ``root``.
+    """
+
+    format = "severstal"
+    default_classes = ("1", "2", "3", "4")
+
+    def __init__(self, root, classes=None, binary=False, csv: str = "train.csv", images: str = "train_images"):
+        super().__init__(root, classes, binary)
+        self.csv_path, self.images_dir = self.root / csv, self.root / images
+
+    def runs(self) -> pd.DataFrame:
+        """The CSV as ``ImageId, ClassId (int), EncodedPixels``, rows without runs dropped."""
+        table = read_severstal_csv(self.csv_path)
+        return table[table["EncodedPixels"].fillna("").str.strip() != ""]
+
+    def _list(self, report):
+        images = _images_by_stem(self.images_dir)
+        names = {p.name: p for p in images.values()}
+        runs = self.runs()
+        bad_class = ~runs["ClassId"].isin(range(1, len(self.source_classes) + 1))
+        for row in runs[bad_class].itertuples():
+            report.error(f"{self.csv_path.name}: {row.ImageId} has ClassId {row.ClassId}; expected 1..{len(self.source_classes)}")
+        runs = runs[~bad_class]
+        report.annotations = runs["ImageId"].nunique()
+        for image_id in sorted(set(runs["ImageId"]) - names.keys()):
+            report.error(f"{self.csv_path.name}: {image_id} has runs but no image in {self.images_dir}")
+        by_image = {image_id: tuple(zip(rows["ClassId"], rows["EncodedPixels"])) for image_id, rows in runs.groupby("ImageId")}
+        return [
+            Sample(name, path, str(min(c for c, _ in by_image[name])) if name in by_image else NO_DEFECT, by_image.get(name, ()))
+            for name, path in names.items()
+        ]
+
+    def _class_masks(self, sample, height, width):
+        mask = np.zeros((height, width, len(self.source_classes)), np.uint8)
+        for class_id, rle in sample.truth:
+            try:
+                mask[..., class_id - 1] |= rle_to_mask(rle, height, width)
+            except ValueError as error:
+                raise ValueError(f"class {class_id}: {error}") from error
+        return mask
+
+
+def read_severstal_csv(path: str | Path) -> pd.DataFrame:
+    """A Severstal ``train.csv`` in either column style as ``ImageId, ClassId, EncodedPixels``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: Severstal train.csv not found")
+    table = pd.read_csv(path, dtype={"EncodedPixels": str})
+    if "ImageId_ClassId" in table.columns:  # the competition's first format: 0002cc93b.jpg_1
+        parts = table["ImageId_ClassId"].str.rsplit("_", n=1, expand=True)
+        table = pd.DataFrame({"ImageId": parts[0], "ClassId": parts[1], "EncodedPixels": table["EncodedPixels"]})
+    missing = {"ImageId", "ClassId", "EncodedPixels"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: columns {sorted(missing)} missing; expected ImageId,ClassId,EncodedPixels "
+                         "or ImageId_ClassId,EncodedPixels")
+    table["ClassId"] = pd.to_numeric(table["ClassId"], errors="coerce").fillna(0).astype(int)
+    return table[["ImageId", "ClassId", "EncodedPixels"]]
+
+
+def write_severstal_submission(predictions, path: str | Path) -> pd.DataFrame:
+    """Write predicted masks as the competition's submission CSV (``ImageId,EncodedPixels,ClassId``).
+
+    Args:
+        predictions: ``(ImageId, mask)`` pairs, ``mask`` ``(4, H, W)`` 0/1 (e.g. probabilities at a threshold).
+
+    Returns:
+        The table written, one row per image and class (an empty string where a class is absent).
+    """
+    rows = [
+        {"ImageId": image_id, "EncodedPixels": mask_to_rle(channel), "ClassId": class_id}
+        for image_id, mask in predictions
+        for class_id, channel in enumerate(mask, start=1)
+    ]
+    table = pd.DataFrame(rows, columns=["ImageId", "EncodedPixels", "ClassId"])
+    table.to_csv(path, index=False)
+    return table
+
+
+FORMATS: dict[str, type[DataSource]] = {
+    source.format: source for source in (VocSource, FolderSource, MagneticTileSource, CrackForestSource, SeverstalSource)
+}
+
+
+def open_source(format: str, root: str | Path, classes: tuple[str, ...] | None = None, binary: bool = False,
+                **options) -> DataSource:
+    """The ``DataSource`` for a short spec, e.g. ``open_source("magnetic_tile", "data/Magnetic-Tile", binary=True)``.
+
+    Args:
+        options: layout options of that format (e.g. ``images="IMAGES"`` for ``voc``).
+    """
+    if format not in FORMATS:
+        raise KeyError(f"unknown data set format {format!r}; known: {', '.join(FORMATS)}")
+    return FORMATS[format](root, classes, binary, **options)

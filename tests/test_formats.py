@@ -1,0 +1,318 @@
+"""Each data set format, read from small files the tests write in that format's layout."""
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+
+from Utilities.Formats import open_source, read_severstal_csv, write_severstal_submission
+from Utilities.Rle import mask_to_rle
+from Utilities.Validate_data import DataError
+
+
+def write_image(path, height, width, value=60):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((height, width, 3), value, np.uint8))
+
+
+def write_png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), array)
+
+
+# --- image + mask folders ------------------------------------------------------------------
+
+
+def test_folders_multi_class_8_and_16_bit(tmp_path):
+    indices = np.zeros((6, 8), np.uint8)
+    indices[1, 2], indices[3, 4:6] = 1, 2
+    write_image(tmp_path / "images" / "a.jpg", 6, 8)
+    write_png(tmp_path / "masks" / "a.png", indices)
+    write_image(tmp_path / "images" / "b.png", 6, 8)
+    write_png(tmp_path / "masks" / "b.png", indices.astype(np.uint16))
+    source = open_source("folders", tmp_path, classes=("pit", "scratch"))
+    assert [s.name for s in source.samples()] == ["a.jpg", "b.png"]
+    for sample in source.samples():
+        mask = source.mask(sample, 6, 8)
+        assert mask.shape == (6, 8, 2) and mask[1, 2, 0] == 1 and mask[3, 4:6, 1].all() and mask.sum() == 3
+    assert cv2.imread(str(tmp_path / "masks" / "b.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    assert source.check().errors == []
+    binary = open_source("folders", tmp_path, classes=("pit", "scratch"), binary=True)
+    assert binary.classes == ("defect",) and binary.mask(binary.samples()[0], 6, 8).sum() == 3
+
+
+def test_folders_binary_0_255(tmp_path):
+    mask = np.zeros((4, 4), np.uint8)
+    mask[0, :2] = 255
+    write_image(tmp_path / "images" / "x.jpg", 4, 4)
+    write_png(tmp_path / "masks" / "x.png", mask)
+    source = open_source("folders", tmp_path)
+    assert source.mask(source.samples()[0], 4, 4)[..., 0].tolist()[0] == [1, 1, 0, 0]
+    assert source.check().errors == []
+
+
+def test_folders_report_unpaired_files_and_unexpected_values_by_name(tmp_path):
+    write_image(tmp_path / "images" / "lonely.jpg", 4, 4)
+    write_png(tmp_path / "masks" / "orphan.png", np.zeros((4, 4), np.uint8))
+    write_image(tmp_path / "images" / "odd.jpg", 4, 4)
+    write_png(tmp_path / "masks" / "odd.png", np.full((4, 4), 7, np.uint8))
+    write_image(tmp_path / "images" / "small.jpg", 4, 4)
+    write_png(tmp_path / "masks" / "small.png", np.zeros((3, 4), np.uint8))
+    errors = open_source("folders", tmp_path, classes=("pit", "scratch")).check().errors
+    assert any("lonely.jpg: no annotation" in e for e in errors)
+    assert any("orphan.png: no image" in e for e in errors)
+    assert any("odd.png: unexpected mask values [7]; expected 0..2" in e for e in errors)
+    assert any("small.png: mask is 4x3, its image 4x4" in e for e in errors)
+    with pytest.raises(DataError, match="lonely.jpg"):
+        open_source("folders", tmp_path).check(strict=True)
+
+
+# --- Magnetic Tile ---------------------------------------------------------------------------
+
+
+def make_magnetic_tile(root, size=(40, 56)):
+    """Two defect classes and defect-free images; masks 0/255 with a grey edge pixel."""
+    rng = np.random.default_rng(0)
+    for folder, count in (("MT_Blowhole", 3), ("MT_Crack", 3), ("MT_Free", 4)):
+        for i in range(count):
+            image = rng.integers(0, 80, size=size, dtype=np.uint8)
+            mask = np.zeros(size, np.uint8)
+            if folder != "MT_Free":
+                y, x = rng.integers(4, size[0] - 12), rng.integers(4, size[1] - 12)
+                mask[y : y + 8, x : x + 8] = 255
+                mask[y - 1, x] = 100  # grey edge below the threshold
+                mask[y + 8, x] = 200  # grey edge above it
+                image[mask >= 128] = 230
+            write_png(root / folder / "Imgs" / f"exp{i}.png", mask)
+            write_png(root / folder / "Imgs" / f"exp{i}.jpg", cv2.merge([image] * 3))
+    return root
+
+
+def test_magnetic_tile_binary_and_per_class(tmp_path):
+    root = make_magnetic_tile(tmp_path / "mt")
+    per_class = open_source("magnetic_tile", root, classes=("Blowhole", "Crack"))
+    samples = {s.name: s for s in per_class.samples()}
+    assert len(samples) == 10 and samples["MT_Free/Imgs/exp0.jpg"].label == "free"
+    crack = per_class.mask(samples["MT_Crack/Imgs/exp1.jpg"], 40, 56)
+    assert crack.shape == (40, 56, 2) and crack[..., 0].sum() == 0 and crack[..., 1].sum() == 64 + 1
+    binary = open_source("magnetic_tile", root, classes=("Blowhole", "Crack"), binary=True)
+    assert binary.mask(samples["MT_Crack/Imgs/exp1.jpg"], 40, 56)[..., 0].sum() == 65
+    assert binary.mask(samples["MT_Free/Imgs/exp2.jpg"], 40, 56).sum() == 0
+    assert per_class.check().errors == []
+
+
+def test_magnetic_tile_problems_are_named(tmp_path):
+    root = make_magnetic_tile(tmp_path / "mt")
+    write_png(root / "MT_Free" / "Imgs" / "exp0.png", np.full((40, 56), 255, np.uint8))
+    write_png(root / "MT_Crack" / "Imgs" / "exp2.png", np.zeros((40, 56), np.uint16))
+    (root / "MT_Blowhole" / "Imgs" / "exp1.png").unlink()
+    write_png(root / "MT_Rust" / "Imgs" / "a.jpg", np.zeros((4, 4, 3), np.uint8))
+    errors = open_source("magnetic_tile", root, classes=("Blowhole", "Crack")).check().errors
+    assert any("exp0.png: defect pixels in a defect-free" in e for e in errors)
+    assert any("exp2.png: uint16 mask" in e for e in errors)
+    assert any("exp1.jpg: no annotation" in e for e in errors)
+    assert any("MT_Rust: folder of an unknown class" in e for e in errors)
+
+
+# --- CrackForest -----------------------------------------------------------------------------
+
+
+def make_crackforest(root, cell=False):
+    rng = np.random.default_rng(1)
+    for i in range(1, 7):
+        segmentation = np.ones((32, 48), np.uint8)
+        segmentation[10 + i, 5:40] = 2  # a thin horizontal crack
+        image = rng.integers(90, 140, size=(32, 48), dtype=np.uint8)
+        image[segmentation == 2] = 20
+        write_png(root / "image" / f"{i:03d}.jpg", cv2.merge([image] * 3))
+        truth = {"Segmentation": segmentation, "Boundaries": (segmentation == 2).astype(np.uint8)}
+        if i <= 5:  # 006 stays unlabelled, as some CFD images are
+            (root / "groundTruth").mkdir(exist_ok=True)
+            value = np.array([[truth]], dtype=object) if cell else truth
+            scipy.io.savemat(root / "groundTruth" / f"{i:03d}.mat", {"groundTruth": value})
+    return root
+
+
+@pytest.mark.parametrize("cell", [False, True], ids=["struct", "cell-of-struct"])
+def test_crackforest_reads_matlab_ground_truth(tmp_path, cell):
+    source = open_source("crackforest", make_crackforest(tmp_path / "cfd", cell))
+    assert [s.name for s in source.samples()] == ["001.jpg", "002.jpg", "003.jpg", "004.jpg", "005.jpg"]
+    mask = source.mask(source.samples()[0], 32, 48)
+    assert mask.shape == (32, 48, 1) and mask[11, 5:40, 0].all() and mask.sum() == 35
+    report = source.check()
+    assert report.errors == [] and any("1 images have no groundTruth" in w for w in report.warnings)
+
+
+def test_crackforest_unexpected_values_and_broken_mat(tmp_path):
+    root = make_crackforest(tmp_path / "cfd")
+    scipy.io.savemat(root / "groundTruth" / "002.mat", {"groundTruth": {"Segmentation": np.full((32, 48), 3, np.uint8)}})
+    (root / "groundTruth" / "003.mat").write_bytes(b"not a mat file")
+    errors = open_source("crackforest", root).check().errors
+    assert any("002.mat: unexpected Segmentation values [3]" in e for e in errors)
+    assert any("003.mat: not a CrackForest ground truth" in e for e in errors)
+
+
+# --- Severstal RLE CSV -----------------------------------------------------------------------
+
+
+def make_severstal(root, old_style=False):
+    """Three 8x16 images: one with classes 1 and 3, one with class 4, one defect-free."""
+    masks = {"a.jpg": np.zeros((4, 8, 16), np.uint8), "b.jpg": np.zeros((4, 8, 16), np.uint8), "c.jpg": np.zeros((4, 8, 16), np.uint8)}
+    masks["a.jpg"][0, 0:3, 0] = 1  # pixels 1-3 (column-major): run "1 3"
+    masks["a.jpg"][2, 2:8, 5:7] = 1
+    masks["b.jpg"][3, 4, 10:12] = 1
+    for name in masks:
+        write_image(root / "train_images" / name, 8, 16)
+    if old_style:  # ImageId_ClassId, one row per image and class, empty where none
+        rows = [{"ImageId_ClassId": f"{n}_{c + 1}", "EncodedPixels": mask_to_rle(m[c])} for n, m in masks.items() for c in range(4)]
+    else:  # only the defects
+        rows = [{"ImageId": n, "ClassId": c + 1, "EncodedPixels": mask_to_rle(m[c])} for n, m in masks.items() for c in range(4) if m[c].any()]
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    return masks
+
+
+@pytest.mark.parametrize("old_style", [False, True], ids=["ImageId,ClassId", "ImageId_ClassId"])
+def test_severstal_decodes_both_csv_styles(tmp_path, old_style):
+    masks = make_severstal(tmp_path, old_style)
+    assert "1 3" in read_severstal_csv(tmp_path / "train.csv")["EncodedPixels"].tolist()
+    source = open_source("severstal", tmp_path)
+    samples = {s.name: s for s in source.samples()}
+    assert {n: s.label for n, s in samples.items()} == {"a.jpg": "1", "b.jpg": "4", "c.jpg": "free"}
+    for name, expected in masks.items():
+        np.testing.assert_array_equal(source.mask(samples[name], 8, 16), expected.transpose(1, 2, 0))
+    merged = open_source("severstal", tmp_path, binary=True)
+    np.testing.assert_array_equal(merged.mask(samples["a.jpg"], 8, 16)[..., 0], masks["a.jpg"].max(0))
+    assert source.check().errors == []
+
+
+def test_severstal_problems_are_named(tmp_path):
+    make_severstal(tmp_path)
+    table = pd.read_csv(tmp_path / "train.csv")
+    extra = pd.DataFrame([
+        {"ImageId": "a.jpg", "ClassId": 5, "EncodedPixels": "1 2"},
+        {"ImageId": "gone.jpg", "ClassId": 1, "EncodedPixels": "1 2"},
+        {"ImageId": "c.jpg", "ClassId": 2, "EncodedPixels": "120 20"},
+    ])
+    pd.concat([table, extra]).to_csv(tmp_path / "train.csv", index=False)
+    errors = open_source("severstal", tmp_path).check().errors
+    assert any("a.jpg has ClassId 5; expected 1..4" in e for e in errors)
+    assert any("gone.jpg has runs but no image" in e for e in errors)
+    assert any(e.startswith("c.jpg: class 2: run 120 20 lies outside a 8x16 image") for e in errors)
+
+
+def test_severstal_submission_round_trips(tmp_path):
+    masks = make_severstal(tmp_path)
+    table = write_severstal_submission(masks.items(), tmp_path / "submission.csv")
+    written = pd.read_csv(tmp_path / "submission.csv", dtype={"EncodedPixels": str})
+    assert list(written.columns) == ["ImageId", "EncodedPixels", "ClassId"] and len(written) == 12
+    assert written.loc[(written.ImageId == "a.jpg") & (written.ClassId == 1), "EncodedPixels"].item() == "1 3"
+    (tmp_path / "train.csv").write_text(table.to_csv(index=False))  # the submission reads back as a train.csv
+    source = open_source("severstal", tmp_path)
+    for sample in source.samples():
+        np.testing.assert_array_equal(source.mask(sample, 8, 16), masks[sample.name].transpose(1, 2, 0))
+
+
+def test_unknown_format_lists_the_known_ones(tmp_path):
+    with pytest.raises(KeyError, match="magnetic_tile"):
+        open_source("coco", tmp_path)
+
+
+# --- one code path for every format: split, train, evaluate, predict --------------------------
+
+
+def make_folders(root):
+    rng = np.random.default_rng(2)
+    for i in range(9):
+        indices = np.zeros((32, 32), np.uint8)
+        indices[4 + i : 12 + i, 3:11] = 1 + i % 2
+        image = rng.integers(0, 80, size=(32, 32), dtype=np.uint8)
+        image[indices > 0] = 220
+        write_png(root / "images" / f"{i}.png", cv2.merge([image] * 3))
+        write_png(root / "masks" / f"{i}.png", indices)
+
+
+def make_wide_severstal(root):
+    """Severstal's shape, scaled down: 32x128 images, trained on 32x32 crops, predicted whole."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(6):
+        mask = np.zeros((32, 128), np.uint8)
+        mask[8:20, 10 + 15 * i : 30 + 15 * i] = 1
+        image = rng.integers(0, 80, size=(32, 128), dtype=np.uint8)
+        image[mask > 0] = 220
+        write_png(root / "train_images" / f"{i:04d}.jpg", cv2.merge([image] * 3))
+        rows.append({"ImageId": f"{i:04d}.jpg", "ClassId": 1 + i % 4, "EncodedPixels": mask_to_rle(mask)})
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+
+
+FORMAT_CASES = {
+    "voc": (lambda root: __import__("conftest").make_neu_like(root), None, {}),
+    "folders": (make_folders, ("pit", "scratch"), {}),
+    "magnetic_tile": (make_magnetic_tile, ("Blowhole", "Crack"),
+                      {"binary": True, "full_resolution": True, "defect_fraction": 0.5, "monitor": "mean_dice"}),
+    "crackforest": (make_crackforest, None, {}),
+    "severstal": (make_wide_severstal, None, {"full_resolution": True}),
+}
+
+
+@pytest.mark.parametrize("data_format", list(FORMAT_CASES))
+def test_every_format_trains_evaluates_and_predicts(tmp_path, data_format):
+    from Utilities.Config import TrainConfig
+    from Utilities.Data_Retriever_Seg import make_loaders, read_image
+    from Utilities.Evaluate import evaluation_table
+    from Utilities.Inference import Predictor, predict_folder
+    from Utilities.Resnet_Unet import build_model
+    from Utilities.Trainer import fit
+
+    make, classes, options = FORMAT_CASES[data_format]
+    make(tmp_path / "data")
+    source = open_source(data_format, tmp_path / "data", classes)
+    names = [s.name for s in source.samples()]
+    split = pd.DataFrame({"image": names, "class": "any", "split": ["val" if i % 3 == 0 else "train" for i in range(len(names))]})
+    split.to_csv(tmp_path / "split.csv", index=False)
+    config = TrainConfig(root=tmp_path, data_format=data_format, data_root="data", classes=source.source_classes,
+                         split_file="split.csv", image_size=32, batch_size=2, epochs=1, run_name=data_format, **options)
+    train_loader, val_loader = make_loaders(config)
+    assert next(iter(train_loader))[1].shape == (2, len(config.channels), 32, 32)
+    model, _ = build_model(config.arch, config.encoder, len(config.channels))
+    history = fit(model, train_loader, val_loader, config)
+    assert len(history) == 1 and 0 <= history[f"val_{config.monitor}"].item() <= 1
+
+    predictor = Predictor(tmp_path / "Models" / f"{data_format}_best.pth")
+    val_names = list(split.loc[split["split"] == "val", "image"])
+    table = evaluation_table(predictor, open_source(data_format, tmp_path / "data", classes, config.binary), val_names)
+    assert list(table.index) == [*config.channels, "overall"]
+    assert table[["iou", "dice", "precision", "recall", "detection"]].stack().between(0, 1).all()
+
+    image_path = source.sample(val_names[0]).image
+    written = predict_folder(predictor, image_path, tmp_path / "predictions")
+    assert cv2.imread(str(written[0]), cv2.IMREAD_UNCHANGED).shape == read_image(image_path).shape[:2]
+
+
+def test_split_source_is_seeded_and_stratified_by_label(tmp_path):
+    from Utilities.Validation_split import split_source
+
+    source = open_source("magnetic_tile", make_magnetic_tile(tmp_path / "mt"), classes=("Blowhole", "Crack"))
+    split = split_source(source, test=1, val=1, seed=3)
+    assert split.groupby(["class", "split"]).size().to_dict() == {
+        ("Blowhole", "test"): 1, ("Blowhole", "train"): 1, ("Blowhole", "val"): 1,
+        ("Crack", "test"): 1, ("Crack", "train"): 1, ("Crack", "val"): 1,
+        ("free", "test"): 1, ("free", "train"): 2, ("free", "val"): 1,
+    }
+    assert split.equals(split_source(source, test=1, val=1, seed=3))
+    assert any(not split.equals(split_source(source, test=1, val=1, seed=seed)) for seed in range(4, 10))
+
+
+def test_defect_sampler_draws_defects_that_often(tmp_path):
+    import torch
+
+    from Utilities.Data_Retriever_Seg import SegmentationDataset, defect_sampler, eval_transforms
+
+    source = open_source("magnetic_tile", make_magnetic_tile(tmp_path / "mt"), classes=("Blowhole", "Crack"), binary=True)
+    dataset = SegmentationDataset(source, source.samples(), eval_transforms(32, (0.5,) * 3, (0.25,) * 3, True))
+    assert dataset.has_defect().sum() == 6  # 6 defective, 4 free
+    torch.manual_seed(0)
+    drawn = [i for _ in range(200) for i in defect_sampler(dataset, 0.9)]
+    share = dataset.has_defect()[drawn].mean()
+    assert len(drawn) == 2000 and 0.87 < share < 0.93
