@@ -14,7 +14,7 @@ Definitions (all at a probability threshold, 0.5 by default):
 - ``precision_<class>`` / ``recall_<class>``: pixel-level, pooled the same way;
   ``precision`` / ``recall`` / ``f1`` pool all classes' pixels together.
 - ``ap_<class>``: average precision of the pixel probabilities over all
-  thresholds (scikit-learn's definition, probabilities binned to 1/1000);
+  thresholds (scikit-learn's definition, probabilities binned into 1,000 levels);
   ``ap`` is their mean over classes.
 - ``detection_<class>``: image-level defect detection accuracy: an image is
   predicted defective in a class if any pixel of it is, truly defective if
@@ -145,7 +145,10 @@ class Meter:
 
         Class rows pool each class's pixels over all images; ``overall`` pools
         every class's pixels (micro average), except AP (mean over classes)
-        and detection (an image is defective if any class is).
+        and detection (an image is defective if any class is). At the pixel
+        level F1 and Dice are the same number; both are listed because
+        papers use both names. The per-image Dice of ``compute()["dice"]``
+        is another number (averaged over images, not pooled).
         """
         scores = self.compute()
         rows = {name: {column: scores[f"{column if column != 'f1' else 'dice'}_{name}"] for column in TABLE_COLUMNS}

@@ -316,3 +316,24 @@ def test_defect_sampler_draws_defects_that_often(tmp_path):
     drawn = [i for _ in range(200) for i in defect_sampler(dataset, 0.9)]
     share = dataset.has_defect()[drawn].mean()
     assert len(drawn) == 2000 and 0.87 < share < 0.93
+
+
+def test_folders_read_palette_and_grey_rgb_masks(tmp_path):
+    from PIL import Image
+
+    indices = np.zeros((6, 8), np.uint8)
+    indices[2:4, 1:3] = 2
+    palette = Image.frombytes("P", (8, 6), indices.tobytes())
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    write_image(tmp_path / "images" / "p.jpg", 6, 8)
+    (tmp_path / "masks").mkdir()
+    palette.save(tmp_path / "masks" / "p.png")
+    write_image(tmp_path / "images" / "g.jpg", 6, 8)
+    write_png(tmp_path / "masks" / "g.png", cv2.merge([indices] * 3))
+    write_image(tmp_path / "images" / "c.jpg", 6, 8)
+    write_png(tmp_path / "masks" / "c.png", cv2.merge([indices, indices * 0, indices]))
+    source = open_source("folders", tmp_path, classes=("pit", "scratch"))
+    for name in ("p.jpg", "g.jpg"):
+        mask = source.mask(source.sample(name), 6, 8)
+        assert mask[..., 1].sum() == 4 and mask[..., 0].sum() == 0
+    assert [e for e in source.check().errors if "c.png" in e] == ["c.jpg: c.png: mask has 3 different channels, expected one"]
