@@ -63,6 +63,20 @@ def fetch(source: str, workdir: Path) -> Path:
     return unpacked
 
 
+def _files(folder: Path) -> list[Path]:
+    """Every file below ``folder``, hidden ones left out, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def _copy_if_changed(path: Path, target: Path) -> bool:
+    """Copy (never link) ``path`` to ``target`` unless a file of the same size is there; True if copied."""
+    if target.exists() and target.stat().st_size == path.stat().st_size:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    return True
+
+
 def setup_data(
     source: str | Path, root: str | Path = ".", classes: tuple[str, ...] = NEU_DET_CLASSES
 ) -> tuple[int, DataReport]:
@@ -81,18 +95,14 @@ def setup_data(
         folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = fetch(str(source), Path(tmp))
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
         copied = 0
-        for path in tqdm(files, desc="copying", leave=False):
+        for path in tqdm(_files(folder), desc="copying", leave=False):
             is_image, is_xml = path.suffix.lower() in IMAGE_SUFFIXES, path.suffix.lower() == ".xml"
             if not (is_image or is_xml):
                 continue
             target_dir, held_dir = (images_dir, held_images) if is_image else (annotations_dir, held_annotations)
-            target = target_dir / path.name
-            if (held_dir / path.name).exists() or (target.exists() and target.stat().st_size == path.stat().st_size):
-                continue
-            shutil.copyfile(path, target)
-            copied += 1
+            if not (held_dir / path.name).exists():
+                copied += _copy_if_changed(path, target_dir / path.name)
     held_out = {p.stem for p in held_images.glob("*")} if held_images.exists() else set()
     report = VocSource(root, classes, ignore_missing=held_out).check()
     return copied, report.raise_if_errors()
@@ -112,15 +122,8 @@ def setup_dataset(format: str, source: str | Path, destination: str | Path) -> t
         folder = fetch(str(source), Path(tmp))
         while len(entries := [p for p in folder.iterdir() if not p.name.startswith(".")]) == 1 and entries[0].is_dir():
             folder = entries[0]  # an archive's single top folder (e.g. "CrackForest-master/") is not part of the layout
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-        copied = 0
-        for path in tqdm(files, desc="copying", leave=False):
-            target = destination / path.relative_to(folder)
-            if target.exists() and target.stat().st_size == path.stat().st_size:
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-            copied += 1
+        copied = sum(_copy_if_changed(path, destination / path.relative_to(folder))
+                     for path in tqdm(_files(folder), desc="copying", leave=False))
     return copied, open_source(format, destination).check().raise_if_errors()
 
 
