@@ -11,7 +11,7 @@ post-processing and with the one chosen on val.
 Usage::
 
     python -m benchmarks.neu_experiment --seed 1                 # train the default configuration
-    python -m benchmarks.neu_experiment --evaluate Models/unet_resnet34_best.pth --name notebook03
+    python -m benchmarks.neu_experiment --evaluate Models/fpn_resnet34_best.pth --name notebook03
 """
 
 from __future__ import annotations
@@ -76,13 +76,15 @@ def main() -> None:
     parser.add_argument("--name", default=None)
     parser.add_argument("--evaluate", type=Path, help="score an existing checkpoint instead of training")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--arch", default="Unet")
+    parser.add_argument("--arch", default="FPN")
     parser.add_argument("--encoder", default="resnet34")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--loss", default="bce_dice")
+    parser.add_argument("--full-resolution", action="store_true",
+                        help="train on --image-size crops of the 200 px images and predict them whole")
     args = parser.parse_args()
 
     if args.evaluate:
@@ -95,8 +97,9 @@ def main() -> None:
     else:
         config = TrainConfig(
             root=ROOT, arch=args.arch, encoder=args.encoder, image_size=args.image_size, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed,
-            run_name=f"exp_{args.arch.lower()}_{args.encoder}_{args.image_size}_{args.loss}_s{args.seed}",
+            batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, full_resolution=args.full_resolution,
+            run_name=f"exp_{args.arch.lower()}_{args.encoder}_{args.image_size}{'_crops' * args.full_resolution}"
+                     f"_{args.loss}_s{args.seed}",
         )
         train_loader, val_loader = make_loaders(config)
         model, weights = model_for(config)
@@ -111,6 +114,7 @@ def main() -> None:
         "arch": config.arch,
         "encoder": config.encoder,
         "image_size": config.image_size,
+        "full_resolution": config.full_resolution,
         "epochs": len(history),
         "loss": config.loss,
         "seed": config.seed,

@@ -9,7 +9,7 @@ import torch
 from Utilities.Checkpoint import load_checkpoint, save_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Evaluate import evaluate_folder
-from Utilities.Inference import Predictor, label_map, predict_folder
+from Utilities.Inference import Predictor, fold_batch_norm, label_map, predict_folder
 from Utilities.Onnx_export import export_onnx, onnx_config, onnx_predict, onnx_session
 from Utilities.Resnet_Unet import build_model
 
@@ -27,6 +27,21 @@ def checkpoint(tmp_path):
 def test_label_map_picks_the_most_probable_class_above_threshold():
     probs = np.array([[[0.9, 0.2]], [[0.6, 0.3]]], dtype=np.float32)  # (C=2, H=1, W=2)
     np.testing.assert_array_equal(label_map(probs, 0.5), [[1, 0]])
+
+
+@pytest.mark.parametrize("arch", ["Unet", "FPN"])  # FPN as a whole cannot be traced by torch.fx
+def test_batch_norm_is_folded_without_changing_outputs(arch):
+    model, _ = build_model(arch, "resnet34", classes=6)
+    for module in model.modules():  # BatchNorm statistics that folding must carry over
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model.eval()(images)
+        folded = fold_batch_norm(model)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        torch.testing.assert_close(folded(images), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_predictions_come_back_at_each_image_size(checkpoint):

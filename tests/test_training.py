@@ -44,7 +44,7 @@ def test_checkpoint_rebuilds_the_same_model(neu_like):
     with torch.no_grad():
         # same weights; channels-last vs contiguous kernels differ in the last bits
         torch.testing.assert_close(loaded(images), model.eval()(images), atol=1e-3, rtol=1e-3)
-    assert meta["config"]["arch"] == "Unet"
+    assert meta["config"]["arch"] == "FPN"  # the default architecture
 
 
 class InterruptedLoader:
