@@ -36,7 +36,7 @@ run: data data-mt
 	mkdir -p runs
 	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
 		SEG_QUICK=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute $$nb --output-dir ../runs || exit 1; done
-	@echo "executed notebooks are in runs/; trained model in Models/fpn_resnet34_quick_best.pth"
+	@echo "executed notebooks are in runs/; trained model in Models/fpn_resnet18_quick_best.pth"
 
 ## The full NEU-DET run (about 35 min on 2 CPU cores), executed in place: these are the committed outputs.
 full: data

@@ -49,10 +49,10 @@ class TrainConfig:
     monitor: str = "dice"
     output_prior: float | None = None
     arch: str = "FPN"
-    encoder: str = "resnet34"
+    encoder: str = "resnet18"
     encoder_weights: str | None = None
     image_size: int = 128
-    epochs: int = 30
+    epochs: int = 42
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -65,7 +65,7 @@ class TrainConfig:
     cache_in_ram: bool = True
     max_train_images: int | None = None
     max_val_images: int | None = None
-    run_name: str = "fpn_resnet34"
+    run_name: str = "fpn_resnet18"
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     split_file: str = "splits/NEU-DET.csv"

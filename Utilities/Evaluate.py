@@ -87,12 +87,10 @@ def evaluate_folder(
     limit: int | None = None,
     names: list[str] | None = None,
 ) -> Meter:
-    """``evaluate_source`` for a folder of images with VOC XML (NEU-DET's held-out test folders)."""
-    image_dir, annotation_dir = Path(image_dir), Path(annotation_dir)
-    if image_dir.parent != annotation_dir.parent:
-        raise ValueError(f"{image_dir} and {annotation_dir} must share a parent folder")
+    """``evaluate_source`` for a folder of images with VOC XML (NEU-DET's held-out test folders), wherever they are."""
+    image_dir, annotation_dir = Path(image_dir).resolve(), Path(annotation_dir).resolve()
     source = VocSource(image_dir.parent, predictor.config.classes, predictor.config.binary,
-                       images=image_dir.name, annotations=annotation_dir.name)
+                       images=image_dir, annotations=annotation_dir)
     return evaluate_source(predictor, source, names, threshold, batch_size, limit)
 
 

@@ -202,14 +202,15 @@ class VocSource(DataSource):
     """Pascal VOC boxes (NEU-DET): boxes painted as filled rectangles.
 
     Args:
-        images, annotations: folder names under ``root``.
+        images, annotations: folders, relative to ``root`` or absolute.
         ignore_missing: stems whose image may be absent (moved to the test folder).
     """
 
     format = "voc"
     default_classes = NEU_DET_CLASSES
 
-    def __init__(self, root, classes=None, binary=False, images: str = "IMAGES", annotations: str = "ANNOTATIONS",
+    def __init__(self, root, classes=None, binary=False, images: str | Path = "IMAGES",
+                 annotations: str | Path = "ANNOTATIONS",
                  ignore_missing: set[str] | frozenset[str] = frozenset()):
         super().__init__(root, classes, binary)
         self.images_dir, self.annotations_dir = self.root / images, self.root / annotations

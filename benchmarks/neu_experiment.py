@@ -11,7 +11,7 @@ post-processing and with the one chosen on val.
 Usage::
 
     python -m benchmarks.neu_experiment --seed 1                 # train the default configuration
-    python -m benchmarks.neu_experiment --evaluate Models/fpn_resnet34_best.pth --name notebook03
+    python -m benchmarks.neu_experiment --evaluate Models/fpn_resnet18_best.pth --name notebook03
 """
 
 from __future__ import annotations
@@ -75,14 +75,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default=None)
     parser.add_argument("--evaluate", type=Path, help="score an existing checkpoint instead of training")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--arch", default="FPN")
-    parser.add_argument("--encoder", default="resnet34")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--loss", default="bce_dice")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)  # defaults: the library's (notebook 03's)
+    parser.add_argument("--arch", default=TrainConfig.arch)
+    parser.add_argument("--encoder", default=TrainConfig.encoder)
+    parser.add_argument("--image-size", type=int, default=TrainConfig.image_size)
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--loss", default=TrainConfig.loss)
     parser.add_argument("--full-resolution", action="store_true",
                         help="train on --image-size crops of the 200 px images and predict them whole")
     args = parser.parse_args()

@@ -56,7 +56,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 SIZE, BATCH = 224, 8
 TRAIN_STEPS, WARMUP_STEPS, INFER_ROUNDS = 12, 2, 8
 CPU = torch.device("cpu")
-TRAINED = ROOT / "Models" / "fpn_resnet34_best.pth"  # notebook 03's model (FPN), for accuracy of each inference path
+TRAINED = ROOT / "Models" / "fpn_resnet18_best.pth"  # notebook 03's model (FPN), for accuracy of each inference path
 
 
 def timed(fn, rounds: int, warmup: int = 1) -> float:

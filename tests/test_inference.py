@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 
@@ -61,6 +62,10 @@ def test_folder_prediction_and_evaluation(checkpoint, neu_like, tmp_path):
     assert (tmp_path / "out" / (written[0].name.replace("_mask.png", "_overlay.jpg"))).exists()
     scores = evaluate_folder(predictor, neu_like / "IMAGES", neu_like / "ANNOTATIONS", limit=7).compute()
     assert 0 <= scores["dice"] <= 1 and len(scores) > 10
+    elsewhere = tmp_path / "other" / "xml"  # annotations need not sit beside the images
+    shutil.copytree(neu_like / "ANNOTATIONS", elsewhere)
+    moved = evaluate_folder(predictor, neu_like / "IMAGES", elsewhere, limit=7).compute()
+    assert (moved["images"], moved["dice"], moved["iou"]) == (7, scores["dice"], scores["iou"])
 
 
 def test_fast_path_agrees_with_float32(checkpoint, neu_like):
