@@ -97,17 +97,17 @@ def test_crafted_checkpoint_is_refused(tmp_path):
 
 
 def test_resume_into_another_architecture_names_both(neu_like):
-    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=1, run_name="unet")
+    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=1, run_name="fpn")  # the default FPN/resnet18
     fit(model, train_loader, val_loader, config, used)
-    fpn_config = TrainConfig(**{**config.__dict__, "arch": "FPN", "run_name": "fpn"})
-    fpn, _ = build_model("FPN", "resnet34", len(config.classes))
-    with pytest.raises(ValueError, match="holds Unet/resnet34 with 6 classes.*builds FPN/resnet34 with 6 classes"):
-        fit(fpn, train_loader, val_loader, fpn_config, used, resume=neu_like / "Models" / "unet_last.pth")
+    unet_config = TrainConfig(**{**config.__dict__, "arch": "Unet", "encoder": "resnet34", "run_name": "unet"})
+    unet, _ = build_model("Unet", "resnet34", len(config.classes))
+    with pytest.raises(ValueError, match="holds FPN/resnet18 with 6 classes.*builds Unet/resnet34 with 6 classes"):
+        fit(unet, train_loader, val_loader, unet_config, used, resume=neu_like / "Models" / "fpn_last.pth")
     longer = TrainConfig(**{**config.__dict__, "epochs": 5})
     with pytest.raises(ValueError, match="epochs: checkpoint 1, this run 5"):
-        fit(model, train_loader, val_loader, longer, used, resume=neu_like / "Models" / "unet_last.pth")
+        fit(model, train_loader, val_loader, longer, used, resume=neu_like / "Models" / "fpn_last.pth")
     with pytest.raises(ValueError, match="not a _last.pth"):
-        fit(model, train_loader, val_loader, config, used, resume=neu_like / "Models" / "unet_best.pth")
+        fit(model, train_loader, val_loader, config, used, resume=neu_like / "Models" / "fpn_best.pth")
 
 
 def test_major_version_change_warns(neu_like, tmp_path):
