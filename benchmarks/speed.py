@@ -92,8 +92,8 @@ def forward_flops(model: torch.nn.Module) -> float:
 
 
 def config_for(**overrides) -> TrainConfig:
-    """The CPU-speed issue's yardstick: U-Net/ResNet34 (not the FPN default) at 224 px, batch 8."""
-    return replace(TrainConfig(root=ROOT, arch="Unet", image_size=SIZE, batch_size=BATCH), **overrides)
+    """The CPU-speed issue's yardstick: U-Net/ResNet34 (not the FPN/ResNet18 default) at 224 px, batch 8."""
+    return replace(TrainConfig(root=ROOT, arch="Unet", encoder="resnet34", image_size=SIZE, batch_size=BATCH), **overrides)
 
 
 def train_dataset(config: TrainConfig, count: int, cache_in_ram: bool) -> SegmentationDataset:
@@ -263,10 +263,8 @@ def peak_training_memory_mb() -> float:
 def precision_check(precision: str, epochs: int = 3, train_images_count: int = 420) -> tuple[float, float]:
     """Validation Dice and minutes of a short run at 128 px in ``precision``."""
     with tempfile.TemporaryDirectory() as tmp:
-        config = replace(
-            TrainConfig(root=ROOT, image_size=128, epochs=epochs, precision=precision),
-            max_train_images=train_images_count, run_name=f"bench_{precision}",
-        )
+        config = config_for(image_size=128, epochs=epochs, precision=precision,
+                            max_train_images=train_images_count, run_name=f"bench_{precision}")
         train, val = make_loaders(config)
         config.root = Path(tmp)  # checkpoints go to a scratch folder
         model, _ = build_model(config.arch, config.encoder, len(config.channels))
