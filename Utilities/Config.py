@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from Utilities.Encoder_weights import normalisation
 from Utilities.Formats import FORMATS
 
 QUICK_ENV = "SEG_QUICK"
@@ -37,6 +38,9 @@ class TrainConfig:
     validation score that picks the best checkpoint. ``output_prior`` starts
     every pixel's predicted probability at that value (for tiny defects, about
     their share of the pixels; see ``Resnet_Unet.set_output_prior``).
+    ``mean`` and ``std`` normalise the inputs; by default those the encoder
+    weights were trained with (``Encoder_weights.normalisation``), so
+    training, evaluation, prediction and ONNX export all use them.
     """
 
     root: Path = Path(".")
@@ -66,8 +70,8 @@ class TrainConfig:
     max_train_images: int | None = None
     max_val_images: int | None = None
     run_name: str = "fpn_resnet18"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
     split_file: str = "splits/NEU-DET.csv"
     extra: dict = field(default_factory=dict)
 
@@ -75,6 +79,8 @@ class TrainConfig:
         if self.data_format not in FORMATS:
             raise KeyError(f"unknown data set format {self.data_format!r}; known: {', '.join(FORMATS)}")
         self.classes = tuple(self.classes) if self.classes else FORMATS[self.data_format].default_classes
+        own_mean, own_std = normalisation(self.encoder, self.encoder_weights)
+        self.mean, self.std = tuple(self.mean or own_mean), tuple(self.std or own_std)
         for name in ("defect_fraction", "output_prior"):
             value = getattr(self, name)
             if value is not None and not 0 < value < 1:

