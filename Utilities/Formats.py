@@ -14,7 +14,8 @@ Layouts (``root`` is the data set's folder):
 - ``magnetic_tile``: ``MT_<Class>/Imgs/<stem>.jpg`` with ``<stem>.png`` (0/255, grey edges
   thresholded at 128); the class comes from the folder, ``MT_Free`` has no defect.
 - ``crackforest``: ``image/<nnn>.jpg`` with ``groundTruth/<nnn>.mat`` (struct ``groundTruth``,
-  field ``Segmentation``: 1 background, 2 crack); images without ``.mat`` are unlabelled.
+  field ``Segmentation``: 1 background, every id above 1 a crack region) or ``seg/<nnn>.seg``
+  (the same regions, ids from 0); images with neither are unlabelled.
 - ``severstal``: ``train_images/<ImageId>`` with run-length masks in ``train.csv``
   (``ImageId,ClassId,EncodedPixels`` or ``ImageId_ClassId,EncodedPixels``); images not in
   the CSV have no defect.
@@ -337,7 +338,15 @@ class MagneticTileSource(DataSource):
 
 
 class CrackForestSource(DataSource):
-    """CrackForest (CFD): MATLAB ground truth, ``Segmentation`` 1 = background, 2 = crack."""
+    """CrackForest (CFD): one region id per pixel in the Berkeley segmentation convention.
+
+    ``groundTruth/<nnn>.mat`` (struct ``groundTruth``, field ``Segmentation``)
+    holds 1 for the background region and 2, 3, 4... for separately drawn
+    crack regions, so a crack pixel is any id above 1. Copies without the
+    ``.mat`` files have ``seg/<nnn>.seg`` text files with the same regions, ids
+    from 0. An id of 0 in a ``.mat`` (or a pixel no ``.seg`` row covers) can
+    only be a broken file.
+    """
 
     format = "crackforest"
     default_classes = ("crack",)
@@ -349,41 +358,61 @@ class CrackForestSource(DataSource):
 
     def _list(self, report):
         images = _images_by_stem(self.root / "image")
-        mats = {p.stem: p for p in sorted((self.root / "groundTruth").glob("*.mat"))}
-        report.annotations = len(mats)
-        unlabelled = len(images.keys() - mats.keys())
+        truths = {p.stem: p for p in sorted((self.root / "seg").glob("*.seg"))}
+        truths |= {p.stem: p for p in sorted((self.root / "groundTruth").glob("*.mat"))}  # .mat where both exist
+        report.annotations = len(truths)
+        unlabelled = len(images.keys() - truths.keys())
         if unlabelled:
-            report.warnings.append(f"{unlabelled} images have no groundTruth/.mat; they are unlabelled and left out")
-        pairs = _pair(images, mats, report, self.root / "groundTruth", self.root / "image", truth_optional=True)
-        return [Sample(images[s].name, images[s], "crack", mats[s]) for s in pairs]
+            report.warnings.append(f"{unlabelled} images have neither groundTruth/.mat nor seg/.seg; "
+                                   "they are unlabelled and left out")
+        pairs = _pair(images, truths, report, self.root / "groundTruth", self.root / "image", truth_optional=True)
+        return [Sample(images[s].name, images[s], "crack", truths[s]) for s in pairs]
 
     @staticmethod
     def segmentation(path: Path) -> np.ndarray:
-        """The ``Segmentation`` array of a CFD ``.mat`` (a struct, or a cell holding one)."""
-        try:
-            truth = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)["groundTruth"]
-            while isinstance(truth, np.ndarray) and truth.dtype == object:  # a cell array of structs
-                truth = truth.flat[0]
-            return np.asarray(truth.Segmentation)
-        except (ValueError, KeyError, AttributeError, OSError, TypeError, IndexError, NotImplementedError,
-                scipy.io.matlab.MatReadError) as error:  # NotImplementedError: MATLAB v7.3 (HDF5) files
-            raise ValueError(f"{path.name}: not a CrackForest ground truth ({error})") from error
+        """Region ids of a ``.mat`` or ``.seg`` file, background 1 (``.seg`` ids shifted by one)."""
+        return read_seg_file(path) + 1 if path.suffix == ".seg" else read_mat_segmentation(path)
 
     def _segmentation(self, sample, height, width) -> np.ndarray:
         segmentation = self.segmentation(sample.truth)
         if segmentation.shape != (height, width):
             raise ValueError(f"{sample.truth.name}: Segmentation is {segmentation.shape[1]}x{segmentation.shape[0]}, "
                              f"its image {width}x{height}")
+        if (segmentation < 1).any():
+            raise ValueError(f"{sample.truth.name}: {(segmentation < 1).sum()} pixels without a region "
+                             "(id 0 in a .mat, or not covered by a .seg); regions start at 1 (background)")
         return segmentation
 
     def _class_masks(self, sample, height, width):
-        return (self._segmentation(sample, height, width) == 2).astype(np.uint8)[..., None]
+        return (self._segmentation(sample, height, width) > 1).astype(np.uint8)[..., None]
 
-    def _check_truth(self, sample, height, width, report):
-        values = np.unique(self._segmentation(sample, height, width))
-        unexpected = values[(values != 1) & (values != 2)]
-        if unexpected.size:
-            report.error(f"{sample.truth.name}: unexpected Segmentation values {unexpected[:5].tolist()}; expected 1 and 2")
+
+def read_mat_segmentation(path: Path) -> np.ndarray:
+    """The ``Segmentation`` array of a CFD ``.mat`` (a struct, or a cell holding one)."""
+    try:
+        truth = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)["groundTruth"]
+        while isinstance(truth, np.ndarray) and truth.dtype == object:  # a cell array of structs
+            truth = truth.flat[0]
+        return np.asarray(truth.Segmentation).astype(np.int64)
+    except (ValueError, KeyError, AttributeError, OSError, TypeError, IndexError, NotImplementedError,
+            scipy.io.matlab.MatReadError) as error:  # NotImplementedError: MATLAB v7.3 (HDF5) files
+        raise ValueError(f"{path.name}: not a CrackForest ground truth ({error})") from error
+
+
+def read_seg_file(path: Path) -> np.ndarray:
+    """Region ids of a Berkeley ``.seg`` text file (``width``/``height`` header, then ``data`` rows of
+    ``region row first_column last_column``); pixels no row covers are -1."""
+    try:
+        lines = path.read_text().splitlines()
+        data = lines.index("data")
+        header = dict(line.split(maxsplit=1) for line in lines[:data] if " " in line)
+        segmentation = np.full((int(header["height"]), int(header["width"])), -1, np.int64)
+        rows = np.array([line.split() for line in lines[data + 1 :] if line.strip()], dtype=np.int64).reshape(-1, 4)
+        for region, row, first, last in rows:
+            segmentation[row, first : last + 1] = region
+        return segmentation
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError) as error:
+        raise ValueError(f"{path.name}: not a Berkeley .seg file ({error})") from error
 
 
 class SeverstalSource(DataSource):

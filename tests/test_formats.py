@@ -118,39 +118,65 @@ def test_magnetic_tile_problems_are_named(tmp_path):
 # --- CrackForest -----------------------------------------------------------------------------
 
 
-def make_crackforest(root, cell=False):
+def write_seg(path, segmentation):
+    """A Berkeley ``.seg`` text file: ids from 0, one row per run of a region along an image row."""
+    rows = [f"{region - 1} {r} {c} {c}" for r, line in enumerate(segmentation) for c, region in enumerate(line)]
+    height, width = segmentation.shape
+    header = ["format ascii cr", f"width {width}", f"height {height}", f"segments {segmentation.max()}", "data"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(header + rows) + "\n")
+
+
+def make_crackforest(root, cell=False, seg=False):
+    """Six 48x32 images, 001-005 labelled with up to three crack regions (ids 2, 3, 4), 006 unlabelled."""
     rng = np.random.default_rng(1)
     for i in range(1, 7):
         segmentation = np.ones((32, 48), np.uint8)
         segmentation[10 + i, 5:40] = 2  # a thin horizontal crack
+        segmentation[20:25, 30] = 3 if i >= 3 else 1  # a second, separately drawn crack region
+        segmentation[2, 2:6] = 4 if i == 5 else 1
         image = rng.integers(90, 140, size=(32, 48), dtype=np.uint8)
-        image[segmentation == 2] = 20
+        image[segmentation > 1] = 20
         write_png(root / "image" / f"{i:03d}.jpg", cv2.merge([image] * 3))
-        truth = {"Segmentation": segmentation, "Boundaries": (segmentation == 2).astype(np.uint8)}
-        if i <= 5:  # 006 stays unlabelled, as some CFD images are
+        truth = {"Segmentation": segmentation, "Boundaries": (segmentation > 1).astype(np.uint8)}
+        if i <= 5 and seg:
+            write_seg(root / "seg" / f"{i:03d}.seg", segmentation)
+        elif i <= 5:  # 006 stays unlabelled, as some CFD images are
             (root / "groundTruth").mkdir(exist_ok=True)
             value = np.array([[truth]], dtype=object) if cell else truth
             scipy.io.savemat(root / "groundTruth" / f"{i:03d}.mat", {"groundTruth": value})
     return root
 
 
-@pytest.mark.parametrize("cell", [False, True], ids=["struct", "cell-of-struct"])
-def test_crackforest_reads_matlab_ground_truth(tmp_path, cell):
-    source = open_source("crackforest", make_crackforest(tmp_path / "cfd", cell))
+@pytest.mark.parametrize(("cell", "seg"), [(False, False), (True, False), (False, True)],
+                         ids=["mat-struct", "mat-cell-of-struct", "seg-text"])
+def test_crackforest_reads_every_crack_region(tmp_path, cell, seg):
+    source = open_source("crackforest", make_crackforest(tmp_path / "cfd", cell, seg))
     assert [s.name for s in source.samples()] == ["001.jpg", "002.jpg", "003.jpg", "004.jpg", "005.jpg"]
-    mask = source.mask(source.samples()[0], 32, 48)
-    assert mask.shape == (32, 48, 1) and mask[11, 5:40, 0].all() and mask.sum() == 35
+    first, fifth = source.mask(source.samples()[0], 32, 48), source.mask(source.samples()[4], 32, 48)
+    assert first.shape == (32, 48, 1) and first[11, 5:40, 0].all() and first.sum() == 35
+    assert fifth[15, 5:40, 0].all() and fifth[20:25, 30, 0].all() and fifth[2, 2:6, 0].all() and fifth.sum() == 35 + 5 + 4
     report = source.check()
-    assert report.errors == [] and any("1 images have no groundTruth" in w for w in report.warnings)
+    assert report.errors == [] and any("1 images have neither" in w for w in report.warnings)
 
 
-def test_crackforest_unexpected_values_and_broken_mat(tmp_path):
+def test_crackforest_prefers_mat_and_names_what_can_only_be_wrong(tmp_path):
     root = make_crackforest(tmp_path / "cfd")
-    scipy.io.savemat(root / "groundTruth" / "002.mat", {"groundTruth": {"Segmentation": np.full((32, 48), 3, np.uint8)}})
+    write_seg(root / "seg" / "001.seg", np.ones((32, 48), np.uint8))  # a .seg beside a .mat is not read
+    assert open_source("crackforest", root).mask(open_source("crackforest", root).samples()[0], 32, 48).sum() == 35
+    zero = np.ones((32, 48), np.uint8)
+    zero[0, 0] = 0
+    scipy.io.savemat(root / "groundTruth" / "002.mat", {"groundTruth": {"Segmentation": zero}})
     (root / "groundTruth" / "003.mat").write_bytes(b"not a mat file")
+    scipy.io.savemat(root / "groundTruth" / "004.mat", {"groundTruth": {"Segmentation": np.ones((16, 48), np.uint8)}})
+    (root / "groundTruth" / "005.mat").unlink()
+    (root / "seg" / "005.seg").write_text("width 48\nheight 32\ndata\n0 0 0 47\n")  # covers one row only
     errors = open_source("crackforest", root).check().errors
-    assert any("002.mat: unexpected Segmentation values [3]" in e for e in errors)
+    assert len(errors) == 4, errors
+    assert any("002.mat: 1 pixels without a region" in e for e in errors)
     assert any("003.mat: not a CrackForest ground truth" in e for e in errors)
+    assert any("004.mat: Segmentation is 48x16, its image 48x32" in e for e in errors)
+    assert any("005.seg: 1488 pixels without a region" in e for e in errors)
 
 
 # --- Severstal RLE CSV -----------------------------------------------------------------------
