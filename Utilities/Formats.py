@@ -9,8 +9,9 @@ new class here, registered in ``FORMATS``.
 Layouts (``root`` is the data set's folder):
 
 - ``voc``: ``IMAGES/<stem>.jpg`` with Pascal VOC boxes in ``ANNOTATIONS/<stem>.xml`` (NEU-DET).
-- ``folders``: ``images/<stem>.*`` with ``masks/<stem>.png`` holding class indices
-  (8 or 16 bit; 0 background, k the k-th class), or 0/255 for one class.
+- ``folders``: ``images/<stem>.*`` with ``masks/<stem>.*`` (any image format) holding class
+  indices (8 or 16 bit; 0 background, k the k-th class), or 0/255 for one class (JPEG masks
+  of one class are thresholded at 128).
 - ``magnetic_tile``: ``MT_<Class>/Imgs/<stem>.jpg`` with ``<stem>.png`` (0/255, grey edges
   thresholded at 128); the class comes from the folder, ``MT_Free`` has no defect.
 - ``crackforest``: ``image/<nnn>.jpg`` with ``groundTruth/<nnn>.mat`` (struct ``groundTruth``,
@@ -165,24 +166,26 @@ def _images_by_stem(folder: Path) -> dict[str, Path]:
 
 
 def _pair(images: dict[str, Path], truths: dict[str, Path], report: DataReport, truth_folder: Path,
-          image_folder: Path, truth_optional: bool = False) -> list[str]:
-    """Stems with both files; the others reported by name."""
+          image_folder: Path, truth_optional: bool = False, suffixes: tuple[str, ...] = (".*",)) -> list[str]:
+    """Stems with both files; the others reported by name (``suffixes``: what a truth file may end in)."""
     if not truth_optional:
         for stem in sorted(images.keys() - truths.keys()):
-            report.error(f"{images[stem].name}: no annotation {stem}.* in {truth_folder}")
+            looked_for = " or ".join(f"{stem}{suffix}" for suffix in suffixes)
+            report.error(f"{images[stem].name}: no annotation {looked_for} in {truth_folder}")
     for stem in sorted(truths.keys() - images.keys()):
         report.error(f"{truths[stem].name}: no image in {image_folder}")
     return sorted(images.keys() & truths.keys())
 
 
-def _read_mask_file(path: Path, height: int, width: int) -> np.ndarray:
+def _read_mask_file(path: Path, height: int, width: int, grey: bool = False) -> np.ndarray:
     """A single-channel mask image of the expected size, as stored (8 or 16 bit, palette indices).
 
-    Grey masks saved as RGB (three equal channels) count as single-channel.
+    Grey masks saved as RGB (three equal channels) count as single-channel;
+    ``grey`` converts any mask to 8-bit grey (for lossy files, whose channels differ slightly).
     """
     try:
         with Image.open(path) as picture:
-            mask = np.array(picture)  # palette PNGs give their indices, 16-bit PNGs uint16
+            mask = np.array(picture.convert("L") if grey else picture)  # palette PNGs give indices, 16-bit uint16
     except (OSError, ValueError) as error:
         raise ValueError(f"{path.name}: unreadable mask") from error
     if mask.ndim == 3 and (mask == mask[..., :1]).all():
@@ -263,7 +266,12 @@ class VocSource(DataSource):
 
 
 class FolderSource(DataSource):
-    """Images and index masks matched by file stem.
+    """Images and index masks matched by file stem; masks in any image format.
+
+    Masks saved lossily (JPEG, as many public crack data sets circulate) hold
+    0-255 along the edges of a 0/255 mask, often in three slightly different
+    channels; for one class they are read as grey and thresholded at 128, and
+    ``check`` says in one warning how many needed it.
 
     Args:
         images, masks: folder names under ``root``.
@@ -271,18 +279,24 @@ class FolderSource(DataSource):
 
     format = "folders"
     default_classes = BINARY_CLASSES
+    lossy_suffixes = (".jpg", ".jpeg")
 
     def __init__(self, root, classes=None, binary=False, images: str = "images", masks: str = "masks"):
         super().__init__(root, classes, binary)
         self.images_dir, self.masks_dir = self.root / images, self.root / masks
 
     def _list(self, report):
-        images = _images_by_stem(self.images_dir)
-        masks = {p.stem: p for p in sorted(self.masks_dir.glob("*.png"))} if self.masks_dir.is_dir() else {}
+        images, masks = _images_by_stem(self.images_dir), _images_by_stem(self.masks_dir)
         report.annotations = len(masks)
-        return [Sample(images[s].name, images[s], "", masks[s]) for s in _pair(images, masks, report, self.masks_dir, self.images_dir)]
+        pairs = _pair(images, masks, report, self.masks_dir, self.images_dir, suffixes=IMAGE_SUFFIXES)
+        return [Sample(images[s].name, images[s], "", masks[s]) for s in pairs]
+
+    def _is_lossy_binary(self, sample) -> bool:
+        return sample.truth.suffix.lower() in self.lossy_suffixes and (self.binary or len(self.source_classes) == 1)
 
     def _indices(self, sample, height, width) -> np.ndarray:
+        if self._is_lossy_binary(sample):
+            return (_read_mask_file(sample.truth, height, width, grey=True) >= 128).astype(np.uint8)
         mask = _read_mask_file(sample.truth, height, width)
         if self.binary:  # any class is a defect
             return (mask > 0).astype(np.uint8)
@@ -291,6 +305,14 @@ class FolderSource(DataSource):
 
     def _class_masks(self, sample, height, width):
         return _one_hot(self._indices(sample, height, width), len(self.source_classes))
+
+    def check(self, names=None, strict=False) -> DataReport:
+        report = super().check(names, strict)
+        checked = [self._by_name[n] for n in (names or self._by_name) if n in self._by_name]
+        lossy = sum(self._is_lossy_binary(s) for s in checked)
+        if lossy:
+            report.warnings.append(f"{lossy} masks are JPEG (lossy); read as grey and thresholded at 128")
+        return report
 
     def _check_truth(self, sample, height, width, report):
         values = np.unique(self._indices(sample, height, width))

@@ -247,6 +247,25 @@ def test_unknown_format_lists_the_known_ones(tmp_path):
 # --- one code path for every format: split, train, evaluate, predict --------------------------
 
 
+def test_folders_read_lossy_jpeg_masks_with_the_image_name_and_say_what_they_looked_for(tmp_path):
+    truth = np.zeros((40, 48), np.uint8)
+    truth[10:30, 20:23] = 1  # a 3-pixel wide crack
+    for i in range(3):
+        write_image(tmp_path / "images" / f"{i}.jpg", 40, 48)
+        colour = cv2.merge([truth * 255, truth * 250, truth * 245])  # channels differ, as in circulating copies
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / "masks" / f"{i}.jpg"), colour, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    stored = cv2.imread(str(tmp_path / "masks" / "0.jpg"))
+    assert len(np.unique(stored)) > 2  # JPEG really did blur the edges
+    write_image(tmp_path / "images" / "lonely.png", 40, 48)
+    source = open_source("folders", tmp_path)
+    report = source.check()
+    assert report.errors == ["lonely.png: no annotation lonely.jpg or lonely.jpeg or lonely.png or lonely.bmp in "
+                             f"{tmp_path / 'masks'}"]
+    assert any("3 masks are JPEG (lossy); read as grey and thresholded at 128" in w for w in report.warnings)
+    np.testing.assert_array_equal(source.mask(source.sample("0.jpg"), 40, 48)[..., 0], truth)
+
+
 def make_folders(root):
     rng = np.random.default_rng(2)
     for i in range(9):
