@@ -4,6 +4,7 @@ VENV ?= $(HOME)/.cache/defect-seg/venv
 PYTHON := $(VENV)/bin/python
 NEU_SOURCE ?= ../shared/datasets/NEU-DET
 MT_SOURCE ?= ../shared/datasets/Magnetic-Tile
+CFD_SOURCE ?= ../shared/datasets/CrackForest
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 NEU_NOTEBOOKS := $(filter-out notebooks/05_%,$(NOTEBOOKS))
 # The stamp names this checkout too: another clone re-points the editable install at itself.
@@ -13,7 +14,7 @@ export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: env data data-mt run full full-mt test unit notebooks bench lint
+.PHONY: env data data-mt data-cfd run full full-mt test unit notebooks bench lint
 
 env: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -30,6 +31,10 @@ data: env
 ## Copy Magnetic Tile into data/Magnetic-Tile/ (MT_SOURCE may be a folder, an archive or a URL).
 data-mt: env
 	$(PYTHON) -m Utilities.Setup_data --format magnetic_tile --source $(MT_SOURCE) --dest data/Magnetic-Tile
+
+## Copy CrackForest into data/CrackForest/ (CFD_SOURCE may be a folder, an archive or a URL).
+data-cfd: env
+	$(PYTHON) -m Utilities.Setup_data --format crackforest --source $(CFD_SOURCE) --dest data/CrackForest
 
 ## The main job in quick mode (a few minutes); executed notebooks go to runs/. `make full` for the real run.
 run: data data-mt

@@ -9,6 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from Utilities.Config import TrainConfig
+from Utilities.Crack_metrics import THRESHOLDS, TOLERANCE, CrackMeter
 from Utilities.Data_Retriever_Seg import read_image, source_of, split_table
 from Utilities.Formats import DataSource, VocSource, open_source
 from Utilities.Inference import Predictor
@@ -38,6 +39,25 @@ def evaluate_source(
     meter = Meter(predictor.classes, predictor.config.threshold if threshold is None else threshold)
     for _, probabilities, truth in _predictions(predictor, source, names, batch_size, limit):
         meter.update(probabilities, truth)
+    return meter
+
+
+def evaluate_cracks(
+    predictor: Predictor,
+    source: DataSource,
+    names: list[str] | None = None,
+    tolerance: float = TOLERANCE,
+    thresholds: tuple[float, ...] = THRESHOLDS,
+) -> CrackMeter:
+    """Tolerant and strict crack scores (``Utilities.Crack_metrics``) of a one-channel model, per threshold.
+
+    Choose the threshold on val (``.best_threshold()``), then read test's row for it.
+    """
+    if len(predictor.classes) != 1:
+        raise ValueError(f"crack scores need a one-channel model, not {list(predictor.classes)}")
+    meter = CrackMeter(tolerance, thresholds)
+    for _, probabilities, truth in _predictions(predictor, source, names, 16, None):
+        meter.update(probabilities[0, 0].numpy(), truth[0, 0].numpy())
     return meter
 
 

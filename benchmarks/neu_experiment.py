@@ -11,7 +11,11 @@ post-processing and with the one chosen on val.
 Usage::
 
     python -m benchmarks.neu_experiment --seed 1                 # train the default configuration
-    python -m benchmarks.neu_experiment --evaluate Models/fpn_resnet18_best.pth --name notebook03
+    python -m benchmarks.neu_experiment --evaluate Models/fpn_lite0_best.pth --name notebook03
+    python -m benchmarks.neu_experiment --image-size 160 --val-only   # a candidate, scored on val only
+
+Candidates are compared with ``--val-only`` (their rows leave the test columns
+empty); only the configuration chosen on val is scored on test.
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ POST_PROCESSING = {  # name: Predictor options; chosen on val, never on test
 }
 
 
-def score_checkpoint(checkpoint: Path, config: TrainConfig) -> dict[str, float | str]:
-    """Scores at 200x200: test without post-processing, and test with the post-processing best on val."""
+def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = False) -> dict[str, float | str]:
+    """Scores at 200x200: val per post-processing, then (unless ``val_only``) test without post-processing
+    and test with the post-processing best on val."""
     split = pd.read_csv(config.split_path)
     val_names = list(split.loc[split["split"] == "val", "image"])
     val_dice = {
@@ -59,6 +64,9 @@ def score_checkpoint(checkpoint: Path, config: TrainConfig) -> dict[str, float |
     }
     chosen = max(val_dice, key=val_dice.get)
     row: dict[str, float | str] = {f"val_dice_{name}": dice for name, dice in val_dice.items()}
+    row["post_processing"] = chosen
+    if val_only:
+        return row
     for label, name in (("", "plain"), ("_post", chosen)):
         meter = evaluate_folder(
             Predictor(checkpoint, **POST_PROCESSING[name]), ROOT / "Validation_Images", ROOT / "Validation_Annotations"
@@ -67,7 +75,6 @@ def score_checkpoint(checkpoint: Path, config: TrainConfig) -> dict[str, float |
         row |= {f"test_{k}{label}": scores[k] for k in ("dice", "iou", "mean_iou", "class_accuracy")}
         if not label:
             row |= {f"test_iou_{c}": scores[f"iou_{c}"] for c in meter.classes}
-    row["post_processing"] = chosen
     return row
 
 
@@ -78,6 +85,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)  # defaults: the library's (notebook 03's)
     parser.add_argument("--arch", default=TrainConfig.arch)
     parser.add_argument("--encoder", default=TrainConfig.encoder)
+    parser.add_argument("--encoder-weights", default=TrainConfig.encoder_weights, type=lambda t: None if t == "none" else t)
     parser.add_argument("--image-size", type=int, default=TrainConfig.image_size)
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
@@ -85,6 +93,7 @@ def main() -> None:
     parser.add_argument("--loss", default=TrainConfig.loss)
     parser.add_argument("--full-resolution", action="store_true",
                         help="train on --image-size crops of the 200 px images and predict them whole")
+    parser.add_argument("--val-only", action="store_true", help="score val only: for choosing between candidates")
     args = parser.parse_args()
 
     if args.evaluate:
@@ -96,10 +105,11 @@ def main() -> None:
         minutes = history["seconds"].sum() / 60
     else:
         config = TrainConfig(
-            root=ROOT, arch=args.arch, encoder=args.encoder, image_size=args.image_size, epochs=args.epochs,
+            root=ROOT, arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights,
+            image_size=args.image_size, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, full_resolution=args.full_resolution,
             run_name=f"exp_{args.arch.lower()}_{args.encoder}_{args.image_size}{'_crops' * args.full_resolution}"
-                     f"_{args.loss}_s{args.seed}",
+                     f"_{args.loss}_e{args.epochs}_lr{args.lr:g}_s{args.seed}",
         )
         train_loader, val_loader = make_loaders(config)
         model, weights = model_for(config)
@@ -113,6 +123,8 @@ def main() -> None:
         "date": datetime.date.today().isoformat(),
         "arch": config.arch,
         "encoder": config.encoder,
+        "encoder_weights": config.encoder_weights,
+        "lr": config.lr,
         "image_size": config.image_size,
         "full_resolution": config.full_resolution,
         "epochs": len(history),
@@ -121,7 +133,7 @@ def main() -> None:
         "train_minutes": minutes,
         "train_img_per_s": history["train_img_per_s"].median(),
         "best_val_dice": history["val_dice"].max(),
-        **score_checkpoint(checkpoint, config),
+        **score_checkpoint(checkpoint, config, args.val_only),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     table = pd.concat([pd.read_csv(RESULTS), pd.DataFrame([row])]) if RESULTS.exists() else pd.DataFrame([row])

@@ -1,0 +1,111 @@
+"""One CrackForest experiment: train a configuration, choose the threshold on val, score test once.
+
+Appends a row to ``benchmarks/results/crack_experiments.csv``: crack
+precision, recall and F1 with a 2-pixel tolerance and strictly, and strict
+IoU (``Utilities.Crack_metrics``), on the photos at their own 480x320
+resolution, at the threshold with the best tolerant F1 on val; training
+minutes and img/s. The defaults are notebook 06's configuration.
+
+Usage::
+
+    python -m benchmarks.crack_experiment --seed 1
+    python -m benchmarks.crack_experiment --evaluate Models/cfd_unet_lite0_best.pth --name notebook06
+    python -m benchmarks.crack_experiment --epochs 80 --val-only      # a candidate, scored on val only
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # the report is the table, not progress bars
+
+import pandas as pd  # noqa: E402
+
+from Utilities.Checkpoint import read_checkpoint  # noqa: E402
+from Utilities.Config import TrainConfig  # noqa: E402
+from Utilities.Data_Retriever_Seg import make_loaders, source_of, split_table  # noqa: E402
+from Utilities.Evaluate import evaluate_cracks  # noqa: E402
+from Utilities.Inference import Predictor  # noqa: E402
+from Utilities.Resnet_Unet import model_for  # noqa: E402
+from Utilities.Trainer import fit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "crack_experiments.csv"
+COLUMNS = ("precision", "recall", "f1", "strict_precision", "strict_recall", "strict_f1", "strict_iou")
+
+
+def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = False) -> dict[str, float]:
+    """The val table's best tolerant F1 and its threshold; then (unless ``val_only``) test at that threshold."""
+    predictor, source, split = Predictor(checkpoint), source_of(config), split_table(config)
+    names = {part: list(split.loc[split["split"] == part, "image"]) for part in ("val", "test")}
+    val = evaluate_cracks(predictor, source, names["val"])
+    threshold = val.best_threshold()
+    row = {"threshold": threshold, **{f"val_{c}": float(val.table().loc[threshold, c]) for c in COLUMNS}}
+    if not val_only:
+        test = evaluate_cracks(predictor, source, names["test"], thresholds=(threshold,)).table().loc[threshold]
+        row |= {f"test_{c}": float(test[c]) for c in COLUMNS}
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--evaluate", type=Path, help="score an existing checkpoint instead of training")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--arch", default="Unet")
+    parser.add_argument("--encoder", default="tu-tf_efficientnet_lite0")
+    parser.add_argument("--image-size", type=int, default=256, help="training crop at native resolution")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--loss", default="bce_dice")
+    parser.add_argument("--val-only", action="store_true", help="score val only: for choosing between candidates")
+    args = parser.parse_args()
+
+    if args.evaluate:
+        checkpoint = args.evaluate
+        config = TrainConfig.from_dict(read_checkpoint(checkpoint)["config"])
+        config.root = ROOT
+        history = pd.read_csv(checkpoint.with_name(checkpoint.name.replace("_best.pth", "_history.csv")))
+        minutes = history["seconds"].sum() / 60
+    else:
+        config = TrainConfig(
+            root=ROOT, data_format="crackforest", data_root="data/CrackForest", split_file="splits/CrackForest.csv",
+            full_resolution=True, monitor="mean_dice", arch=args.arch, encoder=args.encoder, encoder_weights="imagenet",
+            image_size=args.image_size, epochs=args.epochs, lr=args.lr, loss=args.loss, seed=args.seed,
+            run_name=f"cfdexp_{args.arch.lower()}_{args.encoder}_{args.image_size}_{args.loss}_e{args.epochs}_s{args.seed}",
+        )
+        train_loader, val_loader = make_loaders(config)
+        model, weights = model_for(config)
+        started = time.perf_counter()
+        history = fit(model, train_loader, val_loader, config, weights)
+        minutes = (time.perf_counter() - started) / 60
+        checkpoint = config.models_dir / f"{config.run_name}_best.pth"
+
+    row = {
+        "name": args.name or config.run_name,
+        "date": datetime.date.today().isoformat(),
+        "arch": config.arch,
+        "encoder": config.encoder,
+        "image_size": config.image_size,
+        "epochs": len(history),
+        "lr": config.lr,
+        "loss": config.loss,
+        "seed": config.seed,
+        "train_minutes": minutes,
+        "train_img_per_s": history["train_img_per_s"].median(),
+        **score_checkpoint(checkpoint, config, args.val_only),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.concat([pd.read_csv(RESULTS), pd.DataFrame([row])]) if RESULTS.exists() else pd.DataFrame([row])
+    table.to_csv(RESULTS, index=False, float_format="%.4f")
+    print(pd.Series(row).to_string())
+
+
+if __name__ == "__main__":
+    main()
