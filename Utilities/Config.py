@@ -53,10 +53,10 @@ class TrainConfig:
     monitor: str = "dice"
     output_prior: float | None = None
     arch: str = "FPN"
-    encoder: str = "resnet18"
-    encoder_weights: str | None = None
+    encoder: str = "tu-tf_efficientnet_lite0"
+    encoder_weights: str | None = "imagenet"
     image_size: int = 128
-    epochs: int = 42
+    epochs: int = 30
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -69,7 +69,7 @@ class TrainConfig:
     cache_in_ram: bool = True
     max_train_images: int | None = None
     max_val_images: int | None = None
-    run_name: str = "fpn_resnet18"
+    run_name: str = "fpn_lite0"
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     split_file: str = "splits/NEU-DET.csv"

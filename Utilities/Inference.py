@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m Utilities.Inference --checkpoint Models/fpn_resnet18_best.pth \\
+    python -m Utilities.Inference --checkpoint Models/fpn_lite0_best.pth \\
         --images Validation_Images --out predictions/
 
 writes, per image, ``<stem>_mask.png`` (0 = background, k = k-th class, the
@@ -42,18 +42,32 @@ def optimise_for_inference(model: torch.nn.Module, device: torch.device, dtype: 
     return model.to(torch.bfloat16) if device.type == "cpu" and dtype == torch.bfloat16 else model
 
 
+class _ConvAndNormAsLeaves(torch.fx.Tracer):
+    """Traces convolutions and BatchNorms as single calls, also subclasses with shape-dependent code
+    (timm's ``Conv2dSame`` pads by the input's size; its ``BatchNormAct2d`` carries an activation)."""
+
+    def is_leaf_module(self, module: torch.nn.Module, qualified_name: str) -> bool:
+        return isinstance(module, (torch.nn.Conv2d, torch.nn.BatchNorm2d)) or super().is_leaf_module(module, qualified_name)
+
+
+def _after_folding(norm: torch.nn.BatchNorm2d) -> torch.nn.Module:
+    """What is left of a BatchNorm once folded: nothing, or the dropout and activation a ``BatchNormAct2d`` adds."""
+    extras = [getattr(norm, name) for name in ("drop", "act") if isinstance(getattr(norm, name, None), torch.nn.Module)]
+    return torch.nn.Sequential(*extras) if extras else torch.nn.Identity()
+
+
 def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` (in eval mode) with each BatchNorm folded into the convolution before it, in place.
 
     torch.fx finds the convolution-BatchNorm pairs; the modules keep their
-    classes and attributes (a folded BatchNorm becomes ``Identity``). A module
-    torch.fx cannot trace (FPN, whose decoder branches on tensor shapes) has
-    its children folded one by one.
+    classes and attributes (a folded BatchNorm becomes ``Identity``, or the
+    activation of timm's ``BatchNormAct2d``). A module torch.fx cannot trace
+    (FPN, whose decoder branches on tensor shapes) has its children folded one by one.
     """
     if not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()):
         return model
     try:
-        graph = torch.fx.symbolic_trace(model).graph
+        graph = _ConvAndNormAsLeaves().trace(model)
     except TraceError:
         for child in model.children():
             fold_batch_norm(child)
@@ -67,7 +81,7 @@ def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
             and isinstance(modules[source.target], torch.nn.Conv2d) and len(source.users) == 1
         ):
             model.set_submodule(source.target, fuse_conv_bn_eval(modules[source.target], modules[node.target]))
-            model.set_submodule(node.target, torch.nn.Identity())
+            model.set_submodule(node.target, _after_folding(modules[node.target]))
     return model
 
 
@@ -196,7 +210,7 @@ def predict_folder(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Predict defect masks for an image or a folder of images.")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint written by training, e.g. Models/fpn_resnet18_best.pth")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by training, e.g. Models/fpn_lite0_best.pth")
     parser.add_argument("--images", required=True, help="an image file or a folder of images")
     parser.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
     parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the checkpoint's)")

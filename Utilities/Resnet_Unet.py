@@ -30,6 +30,8 @@ from Utilities.Encoder_weights import has_offline_weights, load_offline_imagenet
 
 # The architectures and encoders this project tests; smp accepts many more.
 KNOWN_MODELS = (
+    ("FPN", "tu-tf_efficientnet_lite0"),
+    ("Unet", "tu-tf_efficientnet_lite0"),
     ("Unet", "resnet34"),
     ("FPN", "resnet34"),
     ("FPN", "inceptionv4"),
