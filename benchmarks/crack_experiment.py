@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--arch", default="Unet")
     parser.add_argument("--encoder", default="tu-tf_efficientnet_lite0")
     parser.add_argument("--image-size", type=int, default=256, help="training crop at native resolution")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--loss", default="bce_dice")
     parser.add_argument("--val-only", action="store_true", help="score val only: for choosing between candidates")
