@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m Utilities.Inference --checkpoint Models/fpn_lite0_best.pth \\
+    python -m Utilities.Inference --checkpoint Models/fpn_lite2_best.pth \\
         --images Validation_Images --out predictions/
 
 writes, per image, ``<stem>_mask.png`` (0 = background, k = k-th class, the
@@ -210,7 +210,7 @@ def predict_folder(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Predict defect masks for an image or a folder of images.")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint written by training, e.g. Models/fpn_lite0_best.pth")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by training, e.g. Models/fpn_lite2_best.pth")
     parser.add_argument("--images", required=True, help="an image file or a folder of images")
     parser.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
     parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the checkpoint's)")
