@@ -12,10 +12,13 @@ most probable class where several pass the threshold) and ``<stem>_overlay.jpg``
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.fx.proxy import TraceError
@@ -187,39 +190,132 @@ def label_map(probabilities: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(probabilities.max(0) >= threshold, best + 1, 0).astype(np.uint8)
 
 
+REPORT = "predictions.csv"
+EXIT_SOME_FAILED = 3  # the command's exit status when any input could not be predicted (0: all predicted)
+
+
+def output_paths(out: Path, image: Path) -> tuple[Path, Path]:
+    """Where an image's mask and overlay go."""
+    return out / f"{image.stem}_mask.png", out / f"{image.stem}_overlay.jpg"
+
+
+def write_image_atomically(path: Path, image: np.ndarray) -> None:
+    """Encode, write to a temporary name, then rename: a kill never leaves a half-written file under ``path``."""
+    encoded, buffer = cv2.imencode(path.suffix, image)
+    if not encoded:
+        raise ValueError(f"{path}: OpenCV cannot encode this image")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(buffer.tobytes())
+    os.replace(partial, path)
+
+
+def _previous_report(out: Path, overwrite: bool) -> dict[str, dict]:
+    """Rows of an earlier run whose outputs are all there, by file; the report rewritten without a torn last line."""
+    report = out / REPORT
+    if overwrite or not report.exists():
+        return {}
+    table = pd.read_csv(report, on_bad_lines="skip", dtype={"file": str, "status": str, "reason": str})
+    table = table[table["status"].isin(["ok", "failed"])]  # a row cut short by a kill reads as NaN here
+    kept = {row["file"]: row for row in table.to_dict("records")
+            if row["status"] == "failed" or all(p.exists() for p in output_paths(out, Path(row["file"])))}
+    pd.DataFrame(list(kept.values()), columns=table.columns).to_csv(report.with_suffix(".partial"), index=False)
+    os.replace(report.with_suffix(".partial"), report)
+    return {file: row for file, row in kept.items() if row["status"] == "ok"}
+
+
+def _predict_row(predictor: Predictor, path: Path, picture: np.ndarray, probabilities: np.ndarray, out: Path,
+                 threshold: float) -> dict:
+    labels = label_map(probabilities, threshold)
+    one_hot = np.stack([labels == k + 1 for k in range(len(predictor.classes))])
+    mask_path, overlay_path = output_paths(out, path)
+    write_image_atomically(overlay_path, cv2.cvtColor(overlay(picture, one_hot), cv2.COLOR_RGB2BGR))
+    write_image_atomically(mask_path, labels)  # last: its presence says the image is done
+    row = {"file": str(path), "status": "ok", "reason": "", "height": picture.shape[0], "width": picture.shape[1]}
+    for k, name in enumerate(predictor.classes):
+        row[f"area_{name}"] = int(one_hot[k].sum())
+        row[f"max_probability_{name}"] = round(float(probabilities[k].max()), 4)
+    return row
+
+
 def predict_folder(
-    predictor: Predictor, images: str | Path | list, out: str | Path, batch_size: int = 16, threshold: float | None = None
-) -> list[Path]:
+    predictor: Predictor,
+    images: str | Path | list,
+    out: str | Path,
+    batch_size: int = 16,
+    threshold: float | None = None,
+    overwrite: bool = False,
+) -> pd.DataFrame:
     """Write ``<stem>_mask.png`` and ``<stem>_overlay.jpg`` for every image of a folder (or a file, or a list
-    of files); returns the mask paths."""
+    of files), and the report ``predictions.csv``, going on past files that cannot be read.
+
+    Unreadable, empty or truncated files are skipped, named with the reason on
+    the console and in the report. Outputs are written atomically, so a run
+    started again skips the images already done (unless ``overwrite``) and
+    continues where an interrupted one stopped.
+
+    Returns:
+        The report, one row per input in input order: ``file``, ``status`` (``ok``
+        or ``failed``), ``reason``, ``height``, ``width``, and per class
+        ``area_<class>`` (predicted pixels) and ``max_probability_<class>``.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for leftover in out.glob(".*.partial"):  # a killed run's unfinished writes
+        leftover.unlink()
     threshold = predictor.config.threshold if threshold is None else threshold
-    files, written = image_files(images), []
-    for start in tqdm(range(0, len(files), batch_size), desc="predicting", unit="batch"):
-        chunk = files[start : start + batch_size]
-        pictures = [read_image(p) for p in chunk]
-        for path, picture, probs in zip(chunk, pictures, predictor.predict(pictures)):
-            labels = label_map(probs, threshold)
-            cv2.imwrite(str(out / f"{path.stem}_mask.png"), labels)
-            one_hot = np.stack([labels == k + 1 for k in range(len(predictor.classes))])
-            cv2.imwrite(str(out / f"{path.stem}_overlay.jpg"), cv2.cvtColor(overlay(picture, one_hot), cv2.COLOR_RGB2BGR))
-            written.append(out / f"{path.stem}_mask.png")
-    return written
+    files = image_files(images)
+    done = _previous_report(out, overwrite)
+    rows = {str(p): done[str(p)] for p in files if str(p) in done}
+    todo = [p for p in files if str(p) not in rows]
+    for start in tqdm(range(0, len(todo), batch_size), desc="predicting", unit="batch"):
+        batch, new_rows = [], []
+        for path in todo[start : start + batch_size]:
+            try:
+                batch.append((path, read_image(path)))
+            except ValueError as problem:
+                tqdm.write(f"skipped {problem}")
+                new_rows.append({"file": str(path), "status": "failed", "reason": str(problem).removeprefix(f"{path}: ")})
+        pictures = [picture for _, picture in batch]
+        for (path, picture), probabilities in zip(batch, predictor.predict(pictures) if pictures else []):
+            new_rows.append(_predict_row(predictor, path, picture, probabilities, out, threshold))
+        _append_rows(out / REPORT, new_rows, predictor.classes)
+        rows |= {row["file"]: row for row in new_rows}
+    report = pd.DataFrame([rows[str(p)] for p in files], columns=_report_columns(predictor.classes))
+    report.to_csv(out / f".{REPORT}.partial", index=False)
+    os.replace(out / f".{REPORT}.partial", out / REPORT)
+    return report
+
+
+def _report_columns(classes: tuple[str, ...]) -> list[str]:
+    return ["file", "status", "reason", "height", "width", *[f"{kind}_{name}" for name in classes
+                                                            for kind in ("area", "max_probability")]]
+
+
+def _append_rows(report: Path, rows: list[dict], classes: tuple[str, ...]) -> None:
+    """Add a batch's rows to the report as they are done, so a killed run's finished images stay reported."""
+    pd.DataFrame(rows, columns=_report_columns(classes)).to_csv(report, mode="a", header=not report.exists(), index=False)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Predict defect masks for an image or a folder of images.")
+    parser = argparse.ArgumentParser(
+        description="Predict defect masks for an image or a folder of images.",
+        epilog=f"Exit status: 0 when every image was predicted, {EXIT_SOME_FAILED} when some could not be read "
+               f"(they are named in <out>/{REPORT}), 2 for bad arguments.")
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by training, e.g. Models/fpn_lite0_best.pth")
     parser.add_argument("--images", required=True, help="an image file or a folder of images")
     parser.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
     parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--overwrite", action="store_true", help="predict again images whose outputs exist")
     args = parser.parse_args()
     predictor = Predictor(args.checkpoint)
-    written = predict_folder(predictor, args.images, args.out, args.batch_size, args.threshold)
-    print(f"wrote {len(written)} masks and overlays to {args.out}; mask values: 0 background, "
-          + ", ".join(f"{k + 1} {name}" for k, name in enumerate(predictor.classes)))
+    report = predict_folder(predictor, args.images, args.out, args.batch_size, args.threshold, args.overwrite)
+    failed = report[report["status"] == "failed"]
+    print(f"{len(report) - len(failed)} of {len(report)} images predicted into {args.out} (report: {REPORT}); "
+          "mask values: 0 background, " + ", ".join(f"{k + 1} {name}" for k, name in enumerate(predictor.classes)))
+    if len(failed):
+        print(f"{len(failed)} could not be read:\n" + "\n".join(f"  {r.file}: {r.reason}" for r in failed.itertuples()))
+    sys.exit(EXIT_SOME_FAILED if len(failed) else 0)
 
 
 if __name__ == "__main__":
