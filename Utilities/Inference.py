@@ -30,7 +30,7 @@ from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import eval_transforms, read_image
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
 from Utilities.Plots import overlay
-from Utilities.Resnet_Unet import padded_forward
+from Utilities.Resnet_Unet import pad_to_multiple, padded_forward
 from Utilities.Validate_data import IMAGE_SUFFIXES
 
 
@@ -88,6 +88,10 @@ def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+TILE_SIZE = 1024
+TILE_OVERLAP = 0.25
+
+
 class Predictor:
     """A trained model with the preprocessing it was trained with.
 
@@ -101,6 +105,11 @@ class Predictor:
         dominant_class_only: zero every class but the one with the largest
             predicted area, for data sets like NEU-DET where an image shows
             one kind of defect.
+        tile_size: full-resolution models predict images with a side above
+            this window by window (a multiple of 32; windows overlap by a
+            quarter and are blended with Gaussian weights by MONAI's
+            ``sliding_window_inference``), so memory depends on the window,
+            not on the image.
     """
 
     def __init__(
@@ -110,7 +119,11 @@ class Predictor:
         precision: str = "auto",
         flip_tta: bool = False,
         dominant_class_only: bool = False,
+        tile_size: int = TILE_SIZE,
     ):
+        if tile_size % 32:
+            raise ValueError(f"tile_size must be a multiple of 32, not {tile_size}")
+        self.tile_size = tile_size
         model, self.checkpoint = load_checkpoint(checkpoint)
         self.config = TrainConfig.from_dict(self.checkpoint["config"])
         self.device = device or default_device()
@@ -148,15 +161,31 @@ class Predictor:
             return [self._predict_batch([image])[0] for image in images]
         return self._predict_batch(images)
 
-    @torch.inference_mode()
-    def _predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        batch = self.preprocess(images).to(self.device, self.input_dtype, memory_format=torch.channels_last)
+    def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        """Sigmoid of the logits for a normalised batch of any size, averaged over the flips of ``flip_tta``."""
         probabilities = 0
         for dims in self.flip_dims:
             with autocast(self.device, None if self.input_dtype == torch.bfloat16 else self.dtype):
                 logits = padded_forward(self.model, batch.flip(dims) if dims else batch).float()
             probabilities = probabilities + torch.sigmoid(logits.flip(dims) if dims else logits)
-        probabilities = probabilities / len(self.flip_dims)
+        return probabilities / len(self.flip_dims)
+
+    @torch.inference_mode()
+    def _predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        batch = self.preprocess(images).to(self.device, memory_format=torch.channels_last)
+        if self.config.full_resolution and max(batch.shape[-2:]) > self.tile_size:
+            from monai.inferers import sliding_window_inference  # imported only for large images: it takes a second
+
+            # Padded to a multiple of 32 first, so that every window starts on the stride-32 grid of the whole
+            # image (TensorFlow's SAME padding, as in EfficientNet-Lite, depends on where a window starts).
+            # float32 in, so that MONAI blends the windows in float32; each window goes to the model's dtype.
+            height, width = batch.shape[-2:]
+            probabilities = sliding_window_inference(
+                pad_to_multiple(batch), (self.tile_size, self.tile_size), 1,
+                lambda tile: self._probabilities(tile.to(self.input_dtype)), overlap=TILE_OVERLAP, mode="gaussian",
+            )[..., :height, :width]
+        else:
+            probabilities = self._probabilities(batch.to(self.input_dtype))
         if self.dominant_class_only:
             area = (probabilities >= self.config.threshold).sum(dim=(2, 3))
             keep = torch.nn.functional.one_hot(area.argmax(1), probabilities.shape[1]).to(probabilities.dtype)
