@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from Utilities.Checkpoint import save_checkpoint
 from Utilities.Config import TrainConfig
