@@ -53,7 +53,7 @@ class TrainConfig:
     monitor: str = "dice"
     output_prior: float | None = None
     arch: str = "FPN"
-    encoder: str = "tu-tf_efficientnet_lite0"
+    encoder: str = "tu-tf_efficientnet_lite2"
     encoder_weights: str | None = "imagenet"
     image_size: int = 128
     epochs: int = 30
@@ -69,7 +69,7 @@ class TrainConfig:
     cache_in_ram: bool = True
     max_train_images: int | None = None
     max_val_images: int | None = None
-    run_name: str = "fpn_lite0"
+    run_name: str = "fpn_lite2"
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     split_file: str = "splits/NEU-DET.csv"

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m Utilities.Inference --checkpoint Models/fpn_lite0_best.pth \\
+    python -m Utilities.Inference --checkpoint Models/fpn_lite2_best.pth \\
         --images Validation_Images --out predictions/
 
 writes, per image, ``<stem>_mask.png`` (0 = background, k = k-th class, the
@@ -330,7 +330,7 @@ def main() -> None:
         description="Predict defect masks for an image or a folder of images.",
         epilog=f"Exit status: 0 when every image was predicted, {EXIT_SOME_FAILED} when some could not be read "
                f"(they are named in <out>/{REPORT}), 2 for bad arguments.")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint written by training, e.g. Models/fpn_lite0_best.pth")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by training, e.g. Models/fpn_lite2_best.pth")
     parser.add_argument("--images", required=True, help="an image file or a folder of images")
     parser.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
     parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the checkpoint's)")

@@ -7,7 +7,7 @@ full resolution, which see whole images padded to a multiple of 32).
 
 Usage::
 
-    python -m Utilities.Onnx_export --checkpoint Models/fpn_lite0_best.pth --out Models/fpn_lite0.onnx
+    python -m Utilities.Onnx_export --checkpoint Models/fpn_lite2_best.pth --out Models/fpn_lite2.onnx
 """
 
 from __future__ import annotations

@@ -15,25 +15,19 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")  # the report is the table, not progress bars
 
-import pandas as pd  # noqa: E402
 
-from Utilities.Checkpoint import read_checkpoint  # noqa: E402
+from benchmarks.experiments import describe, experiment_parser, record, reload, train  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Data_Retriever_Seg import make_loaders, source_of, split_table  # noqa: E402
+from Utilities.Data_Retriever_Seg import source_of, split_table  # noqa: E402
 from Utilities.Evaluate import evaluate_cracks  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
-from Utilities.Resnet_Unet import model_for  # noqa: E402
-from Utilities.Trainer import fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "crack_experiments.csv"
@@ -54,25 +48,18 @@ def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = Fal
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", default=None)
-    parser.add_argument("--evaluate", type=Path, help="score an existing checkpoint instead of training")
-    parser.add_argument("--seed", type=int, default=42)
+    parser = experiment_parser(__doc__.split("\n\n")[0], seed=42)
     parser.add_argument("--arch", default="Unet")
     parser.add_argument("--encoder", default="tu-tf_efficientnet_lite0")
     parser.add_argument("--image-size", type=int, default=256, help="training crop at native resolution")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--loss", default="bce_dice")
-    parser.add_argument("--val-only", action="store_true", help="score val only: for choosing between candidates")
     args = parser.parse_args()
 
     if args.evaluate:
         checkpoint = args.evaluate
-        config = TrainConfig.from_dict(read_checkpoint(checkpoint)["config"])
-        config.root = ROOT
-        history = pd.read_csv(checkpoint.with_name(checkpoint.name.replace("_best.pth", "_history.csv")))
-        minutes = history["seconds"].sum() / 60
+        config, history, minutes = reload(checkpoint, ROOT)
     else:
         config = TrainConfig(
             root=ROOT, data_format="crackforest", data_root="data/CrackForest", split_file="splits/CrackForest.csv",
@@ -80,31 +67,10 @@ def main() -> None:
             image_size=args.image_size, epochs=args.epochs, lr=args.lr, loss=args.loss, seed=args.seed,
             run_name=f"cfdexp_{args.arch.lower()}_{args.encoder}_{args.image_size}_{args.loss}_e{args.epochs}_s{args.seed}",
         )
-        train_loader, val_loader = make_loaders(config)
-        model, weights = model_for(config)
-        started = time.perf_counter()
-        history = fit(model, train_loader, val_loader, config, weights)
-        minutes = (time.perf_counter() - started) / 60
-        checkpoint = config.models_dir / f"{config.run_name}_best.pth"
+        checkpoint, history, minutes = train(config)
 
-    row = {
-        "name": args.name or config.run_name,
-        "date": datetime.date.today().isoformat(),
-        "arch": config.arch,
-        "encoder": config.encoder,
-        "image_size": config.image_size,
-        "epochs": len(history),
-        "lr": config.lr,
-        "loss": config.loss,
-        "seed": config.seed,
-        "train_minutes": minutes,
-        "train_img_per_s": history["train_img_per_s"].median(),
-        **score_checkpoint(checkpoint, config, args.val_only),
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    table = pd.concat([pd.read_csv(RESULTS), pd.DataFrame([row])]) if RESULTS.exists() else pd.DataFrame([row])
-    table.to_csv(RESULTS, index=False, float_format="%.4f")
-    print(pd.Series(row).to_string())
+    record({**describe(args.name, config, history, minutes), **score_checkpoint(checkpoint, config, args.val_only)},
+           RESULTS)
 
 
 if __name__ == "__main__":

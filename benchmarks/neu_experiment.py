@@ -20,10 +20,7 @@ empty); only the configuration chosen on val is scored on test.
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -32,13 +29,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # the report is the table, not progr
 
 import pandas as pd  # noqa: E402
 
-from Utilities.Checkpoint import read_checkpoint  # noqa: E402
+from benchmarks.experiments import describe, experiment_parser, record, reload, train  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Data_Retriever_Seg import make_loaders  # noqa: E402
 from Utilities.Evaluate import evaluate_folder  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
-from Utilities.Resnet_Unet import model_for  # noqa: E402
-from Utilities.Trainer import fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "neu_experiments.csv"
@@ -79,10 +73,7 @@ def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = Fal
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", default=None)
-    parser.add_argument("--evaluate", type=Path, help="score an existing checkpoint instead of training")
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)  # defaults: the library's (notebook 03's)
+    parser = experiment_parser(__doc__.split("\n\n")[0], seed=TrainConfig.seed)
     parser.add_argument("--arch", default=TrainConfig.arch)
     parser.add_argument("--encoder", default=TrainConfig.encoder)
     parser.add_argument("--encoder-weights", default=TrainConfig.encoder_weights, type=lambda t: None if t == "none" else t)
@@ -93,16 +84,11 @@ def main() -> None:
     parser.add_argument("--loss", default=TrainConfig.loss)
     parser.add_argument("--full-resolution", action="store_true",
                         help="train on --image-size crops of the 200 px images and predict them whole")
-    parser.add_argument("--val-only", action="store_true", help="score val only: for choosing between candidates")
     args = parser.parse_args()
 
     if args.evaluate:
         checkpoint = args.evaluate
-        meta = read_checkpoint(checkpoint)
-        history = pd.read_csv(checkpoint.with_name(checkpoint.name.replace("_best.pth", "_history.csv")))
-        config = TrainConfig.from_dict(meta["config"])
-        config.root = ROOT
-        minutes = history["seconds"].sum() / 60
+        config, history, minutes = reload(checkpoint, ROOT)
     else:
         config = TrainConfig(
             root=ROOT, arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights,
@@ -111,34 +97,14 @@ def main() -> None:
             run_name=f"exp_{args.arch.lower()}_{args.encoder}_{args.image_size}{'_crops' * args.full_resolution}"
                      f"_{args.loss}_e{args.epochs}_lr{args.lr:g}_s{args.seed}",
         )
-        train_loader, val_loader = make_loaders(config)
-        model, weights = model_for(config)
-        started = time.perf_counter()
-        history = fit(model, train_loader, val_loader, config, weights)
-        minutes = (time.perf_counter() - started) / 60
-        checkpoint = config.models_dir / f"{config.run_name}_best.pth"
+        checkpoint, history, minutes = train(config)
 
     row = {
-        "name": args.name or config.run_name,
-        "date": datetime.date.today().isoformat(),
-        "arch": config.arch,
-        "encoder": config.encoder,
-        "encoder_weights": config.encoder_weights,
-        "lr": config.lr,
-        "image_size": config.image_size,
-        "full_resolution": config.full_resolution,
-        "epochs": len(history),
-        "loss": config.loss,
-        "seed": config.seed,
-        "train_minutes": minutes,
-        "train_img_per_s": history["train_img_per_s"].median(),
+        **describe(args.name, config, history, minutes),
         "best_val_dice": history["val_dice"].max(),
         **score_checkpoint(checkpoint, config, args.val_only),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    table = pd.concat([pd.read_csv(RESULTS), pd.DataFrame([row])]) if RESULTS.exists() else pd.DataFrame([row])
-    table.to_csv(RESULTS, index=False, float_format="%.4f")
-    print(pd.Series(row).to_string())
+    record(row, RESULTS)
 
 
 if __name__ == "__main__":

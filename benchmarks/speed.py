@@ -57,7 +57,7 @@ SIZE, BATCH = 224, 8
 TRAIN_STEPS, WARMUP_STEPS, INFER_ROUNDS = 20, 2, 8
 PRECISION_EPOCHS = 10
 CPU = torch.device("cpu")
-TRAINED = ROOT / "Models" / "fpn_lite0_best.pth"  # notebook 03's model (FPN), for accuracy of each inference path
+TRAINED = ROOT / "Models" / "fpn_lite2_best.pth"  # notebook 03's model (FPN), for accuracy of each inference path
 
 
 def timed(fn, rounds: int, warmup: int = 1) -> float:

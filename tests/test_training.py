@@ -97,11 +97,11 @@ def test_crafted_checkpoint_is_refused(tmp_path):
 
 
 def test_resume_into_another_architecture_names_both(neu_like):
-    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=1, run_name="fpn")  # the default FPN/tu-tf_efficientnet_lite0
+    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=1, run_name="fpn")  # the default FPN/tu-tf_efficientnet_lite2
     fit(model, train_loader, val_loader, config, used)
     unet_config = TrainConfig(**{**config.__dict__, "arch": "Unet", "encoder": "resnet34", "run_name": "unet"})
     unet, _ = build_model("Unet", "resnet34", len(config.classes))
-    with pytest.raises(ValueError, match="holds FPN/tu-tf_efficientnet_lite0 with 6 classes.*builds Unet/resnet34 with 6 classes"):
+    with pytest.raises(ValueError, match="holds FPN/tu-tf_efficientnet_lite2 with 6 classes.*builds Unet/resnet34 with 6 classes"):
         fit(unet, train_loader, val_loader, unet_config, used, resume=neu_like / "Models" / "fpn_last.pth")
     longer = TrainConfig(**{**config.__dict__, "epochs": 5})
     with pytest.raises(ValueError, match="epochs: checkpoint 1, this run 5"):
