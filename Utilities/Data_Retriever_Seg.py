@@ -21,15 +21,21 @@ from tqdm.auto import tqdm  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Distributed import rank, world_size  # noqa: E402
 from Utilities.Formats import DataSource, Sample, open_source  # noqa: E402
-from Utilities.Validate_data import DataError  # noqa: E402
+from Utilities.Validate_data import DataError, decode_image  # noqa: E402
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB image; raises ``ValueError`` naming the file if it cannot be decoded."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: cannot read this image (missing, truncated or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """``(H, W, 3)`` uint8 RGB from any image file; ``ValueError`` naming the file and the reason if it cannot be.
+
+    16-bit images are scaled to 8 bits, grey ones repeated into three
+    channels, an alpha channel dropped (see ``decode_image`` for what is refused).
+    """
+    image = decode_image(path)
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
 def stratified_split(

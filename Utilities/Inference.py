@@ -12,10 +12,13 @@ most probable class where several pass the threshold) and ``<stem>_overlay.jpg``
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.fx.proxy import TraceError
@@ -27,7 +30,7 @@ from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import eval_transforms, read_image
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
 from Utilities.Plots import overlay
-from Utilities.Resnet_Unet import padded_forward
+from Utilities.Resnet_Unet import pad_to_multiple, padded_forward
 from Utilities.Validate_data import IMAGE_SUFFIXES
 
 
@@ -85,6 +88,10 @@ def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+TILE_SIZE = 1024
+TILE_OVERLAP = 0.25
+
+
 class Predictor:
     """A trained model with the preprocessing it was trained with.
 
@@ -98,6 +105,11 @@ class Predictor:
         dominant_class_only: zero every class but the one with the largest
             predicted area, for data sets like NEU-DET where an image shows
             one kind of defect.
+        tile_size: full-resolution models predict images with a side above
+            this window by window (a multiple of 32; windows overlap by a
+            quarter and are blended with Gaussian weights by MONAI's
+            ``sliding_window_inference``), so memory depends on the window,
+            not on the image.
     """
 
     def __init__(
@@ -107,7 +119,11 @@ class Predictor:
         precision: str = "auto",
         flip_tta: bool = False,
         dominant_class_only: bool = False,
+        tile_size: int = TILE_SIZE,
     ):
+        if tile_size % 32:
+            raise ValueError(f"tile_size must be a multiple of 32, not {tile_size}")
+        self.tile_size = tile_size
         model, self.checkpoint = load_checkpoint(checkpoint)
         self.config = TrainConfig.from_dict(self.checkpoint["config"])
         self.device = device or default_device()
@@ -145,15 +161,31 @@ class Predictor:
             return [self._predict_batch([image])[0] for image in images]
         return self._predict_batch(images)
 
-    @torch.inference_mode()
-    def _predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        batch = self.preprocess(images).to(self.device, self.input_dtype, memory_format=torch.channels_last)
+    def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        """Sigmoid of the logits for a normalised batch of any size, averaged over the flips of ``flip_tta``."""
         probabilities = 0
         for dims in self.flip_dims:
             with autocast(self.device, None if self.input_dtype == torch.bfloat16 else self.dtype):
                 logits = padded_forward(self.model, batch.flip(dims) if dims else batch).float()
             probabilities = probabilities + torch.sigmoid(logits.flip(dims) if dims else logits)
-        probabilities = probabilities / len(self.flip_dims)
+        return probabilities / len(self.flip_dims)
+
+    @torch.inference_mode()
+    def _predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        batch = self.preprocess(images).to(self.device, memory_format=torch.channels_last)
+        if self.config.full_resolution and max(batch.shape[-2:]) > self.tile_size:
+            from monai.inferers import sliding_window_inference  # imported only for large images: it takes a second
+
+            # Padded to a multiple of 32 first, so that every window starts on the stride-32 grid of the whole
+            # image (TensorFlow's SAME padding, as in EfficientNet-Lite, depends on where a window starts).
+            # float32 in, so that MONAI blends the windows in float32; each window goes to the model's dtype.
+            height, width = batch.shape[-2:]
+            probabilities = sliding_window_inference(
+                pad_to_multiple(batch), (self.tile_size, self.tile_size), 1,
+                lambda tile: self._probabilities(tile.to(self.input_dtype)), overlap=TILE_OVERLAP, mode="gaussian",
+            )[..., :height, :width]
+        else:
+            probabilities = self._probabilities(batch.to(self.input_dtype))
         if self.dominant_class_only:
             area = (probabilities >= self.config.threshold).sum(dim=(2, 3))
             keep = torch.nn.functional.one_hot(area.argmax(1), probabilities.shape[1]).to(probabilities.dtype)
@@ -187,39 +219,132 @@ def label_map(probabilities: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(probabilities.max(0) >= threshold, best + 1, 0).astype(np.uint8)
 
 
+REPORT = "predictions.csv"
+EXIT_SOME_FAILED = 3  # the command's exit status when any input could not be predicted (0: all predicted)
+
+
+def output_paths(out: Path, image: Path) -> tuple[Path, Path]:
+    """Where an image's mask and overlay go."""
+    return out / f"{image.stem}_mask.png", out / f"{image.stem}_overlay.jpg"
+
+
+def write_image_atomically(path: Path, image: np.ndarray) -> None:
+    """Encode, write to a temporary name, then rename: a kill never leaves a half-written file under ``path``."""
+    encoded, buffer = cv2.imencode(path.suffix, image)
+    if not encoded:
+        raise ValueError(f"{path}: OpenCV cannot encode this image")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(buffer.tobytes())
+    os.replace(partial, path)
+
+
+def _previous_report(out: Path, overwrite: bool) -> dict[str, dict]:
+    """Rows of an earlier run whose outputs are all there, by file; the report rewritten without a torn last line."""
+    report = out / REPORT
+    if overwrite or not report.exists():
+        return {}
+    table = pd.read_csv(report, on_bad_lines="skip", dtype={"file": str, "status": str, "reason": str})
+    table = table[table["status"].isin(["ok", "failed"])]  # a row cut short by a kill reads as NaN here
+    kept = {row["file"]: row for row in table.to_dict("records")
+            if row["status"] == "failed" or all(p.exists() for p in output_paths(out, Path(row["file"])))}
+    pd.DataFrame(list(kept.values()), columns=table.columns).to_csv(report.with_suffix(".partial"), index=False)
+    os.replace(report.with_suffix(".partial"), report)
+    return {file: row for file, row in kept.items() if row["status"] == "ok"}
+
+
+def _predict_row(predictor: Predictor, path: Path, picture: np.ndarray, probabilities: np.ndarray, out: Path,
+                 threshold: float) -> dict:
+    labels = label_map(probabilities, threshold)
+    one_hot = np.stack([labels == k + 1 for k in range(len(predictor.classes))])
+    mask_path, overlay_path = output_paths(out, path)
+    write_image_atomically(overlay_path, cv2.cvtColor(overlay(picture, one_hot), cv2.COLOR_RGB2BGR))
+    write_image_atomically(mask_path, labels)  # last: its presence says the image is done
+    row = {"file": str(path), "status": "ok", "reason": "", "height": picture.shape[0], "width": picture.shape[1]}
+    for k, name in enumerate(predictor.classes):
+        row[f"area_{name}"] = int(one_hot[k].sum())
+        row[f"max_probability_{name}"] = round(float(probabilities[k].max()), 4)
+    return row
+
+
 def predict_folder(
-    predictor: Predictor, images: str | Path | list, out: str | Path, batch_size: int = 16, threshold: float | None = None
-) -> list[Path]:
+    predictor: Predictor,
+    images: str | Path | list,
+    out: str | Path,
+    batch_size: int = 16,
+    threshold: float | None = None,
+    overwrite: bool = False,
+) -> pd.DataFrame:
     """Write ``<stem>_mask.png`` and ``<stem>_overlay.jpg`` for every image of a folder (or a file, or a list
-    of files); returns the mask paths."""
+    of files), and the report ``predictions.csv``, going on past files that cannot be read.
+
+    Unreadable, empty or truncated files are skipped, named with the reason on
+    the console and in the report. Outputs are written atomically, so a run
+    started again skips the images already done (unless ``overwrite``) and
+    continues where an interrupted one stopped.
+
+    Returns:
+        The report, one row per input in input order: ``file``, ``status`` (``ok``
+        or ``failed``), ``reason``, ``height``, ``width``, and per class
+        ``area_<class>`` (predicted pixels) and ``max_probability_<class>``.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for leftover in out.glob(".*.partial"):  # a killed run's unfinished writes
+        leftover.unlink()
     threshold = predictor.config.threshold if threshold is None else threshold
-    files, written = image_files(images), []
-    for start in tqdm(range(0, len(files), batch_size), desc="predicting", unit="batch"):
-        chunk = files[start : start + batch_size]
-        pictures = [read_image(p) for p in chunk]
-        for path, picture, probs in zip(chunk, pictures, predictor.predict(pictures)):
-            labels = label_map(probs, threshold)
-            cv2.imwrite(str(out / f"{path.stem}_mask.png"), labels)
-            one_hot = np.stack([labels == k + 1 for k in range(len(predictor.classes))])
-            cv2.imwrite(str(out / f"{path.stem}_overlay.jpg"), cv2.cvtColor(overlay(picture, one_hot), cv2.COLOR_RGB2BGR))
-            written.append(out / f"{path.stem}_mask.png")
-    return written
+    files = image_files(images)
+    done = _previous_report(out, overwrite)
+    rows = {str(p): done[str(p)] for p in files if str(p) in done}
+    todo = [p for p in files if str(p) not in rows]
+    for start in tqdm(range(0, len(todo), batch_size), desc="predicting", unit="batch"):
+        batch, new_rows = [], []
+        for path in todo[start : start + batch_size]:
+            try:
+                batch.append((path, read_image(path)))
+            except ValueError as problem:
+                tqdm.write(f"skipped {problem}")
+                new_rows.append({"file": str(path), "status": "failed", "reason": str(problem).removeprefix(f"{path}: ")})
+        pictures = [picture for _, picture in batch]
+        for (path, picture), probabilities in zip(batch, predictor.predict(pictures) if pictures else []):
+            new_rows.append(_predict_row(predictor, path, picture, probabilities, out, threshold))
+        _append_rows(out / REPORT, new_rows, predictor.classes)
+        rows |= {row["file"]: row for row in new_rows}
+    report = pd.DataFrame([rows[str(p)] for p in files], columns=_report_columns(predictor.classes))
+    report.to_csv(out / f".{REPORT}.partial", index=False)
+    os.replace(out / f".{REPORT}.partial", out / REPORT)
+    return report
+
+
+def _report_columns(classes: tuple[str, ...]) -> list[str]:
+    return ["file", "status", "reason", "height", "width", *[f"{kind}_{name}" for name in classes
+                                                            for kind in ("area", "max_probability")]]
+
+
+def _append_rows(report: Path, rows: list[dict], classes: tuple[str, ...]) -> None:
+    """Add a batch's rows to the report as they are done, so a killed run's finished images stay reported."""
+    pd.DataFrame(rows, columns=_report_columns(classes)).to_csv(report, mode="a", header=not report.exists(), index=False)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Predict defect masks for an image or a folder of images.")
+    parser = argparse.ArgumentParser(
+        description="Predict defect masks for an image or a folder of images.",
+        epilog=f"Exit status: 0 when every image was predicted, {EXIT_SOME_FAILED} when some could not be read "
+               f"(they are named in <out>/{REPORT}), 2 for bad arguments.")
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by training, e.g. Models/fpn_lite2_best.pth")
     parser.add_argument("--images", required=True, help="an image file or a folder of images")
     parser.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
     parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--overwrite", action="store_true", help="predict again images whose outputs exist")
     args = parser.parse_args()
     predictor = Predictor(args.checkpoint)
-    written = predict_folder(predictor, args.images, args.out, args.batch_size, args.threshold)
-    print(f"wrote {len(written)} masks and overlays to {args.out}; mask values: 0 background, "
-          + ", ".join(f"{k + 1} {name}" for k, name in enumerate(predictor.classes)))
+    report = predict_folder(predictor, args.images, args.out, args.batch_size, args.threshold, args.overwrite)
+    failed = report[report["status"] == "failed"]
+    print(f"{len(report) - len(failed)} of {len(report)} images predicted into {args.out} (report: {REPORT}); "
+          "mask values: 0 background, " + ", ".join(f"{k + 1} {name}" for k, name in enumerate(predictor.classes)))
+    if len(failed):
+        print(f"{len(failed)} could not be read:\n" + "\n".join(f"  {r.file}: {r.reason}" for r in failed.itertuples()))
+    sys.exit(EXIT_SOME_FAILED if len(failed) else 0)
 
 
 if __name__ == "__main__":

@@ -57,14 +57,32 @@ class DataReport:
         return self
 
 
-def image_size(path: Path) -> tuple[int, int] | None:
-    """``(height, width)``, or ``None`` for a file that does not decode or a JPEG cut short.
+def decode_image(path: str | Path) -> np.ndarray:
+    """The image as stored (OpenCV's BGR order, 8 or 16 bit, 1, 3 or 4 channels); ``ValueError`` naming the
+    file and the reason if it does not decode.
 
-    OpenCV decodes a truncated JPEG with a grey bottom and only a warning, so
-    JPEGs must also end with their end-of-image marker.
+    The content decides, not the name (a PNG named ``.jpg`` reads). A JPEG
+    without its end-of-image marker is refused: OpenCV decodes a truncated
+    JPEG with a grey bottom and only a warning.
     """
-    data = path.read_bytes()
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the file ({error.strerror})") from error
+    if not data:
+        raise ValueError(f"{path}: empty file")
+    if data[:2] == b"\xff\xd8" and data.rstrip(b"\0")[-2:] != b"\xff\xd9":
+        raise ValueError(f"{path}: truncated JPEG (no end-of-image marker)")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or (path.suffix.lower() in (".jpg", ".jpeg") and data.rstrip(b"\0")[-2:] != b"\xff\xd9"):
+    if image is None:
+        raise ValueError(f"{path}: not an image OpenCV can decode")
+    return image
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)``, or ``None`` for a file that does not decode or a JPEG cut short."""
+    try:
+        return decode_image(path).shape[:2]
+    except ValueError:
         return None
-    return image.shape[:2]

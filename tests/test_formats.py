@@ -331,8 +331,9 @@ def test_every_format_trains_evaluates_and_predicts(tmp_path, data_format):
     assert table[["iou", "dice", "precision", "recall", "detection"]].stack().between(0, 1).all()
 
     image_path = source.sample(val_names[0]).image
-    written = predict_folder(predictor, image_path, tmp_path / "predictions")
-    assert cv2.imread(str(written[0]), cv2.IMREAD_UNCHANGED).shape == read_image(image_path).shape[:2]
+    report = predict_folder(predictor, image_path, tmp_path / "predictions")
+    mask = tmp_path / "predictions" / f"{image_path.stem}_mask.png"
+    assert list(report["status"]) == ["ok"] and cv2.imread(str(mask), cv2.IMREAD_UNCHANGED).shape == read_image(image_path).shape[:2]
 
 
 def test_split_source_is_seeded_and_stratified_by_label(tmp_path):

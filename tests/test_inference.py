@@ -1,6 +1,7 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -55,11 +56,12 @@ def test_predictions_come_back_at_each_image_size(checkpoint):
 
 def test_folder_prediction_and_evaluation(checkpoint, neu_like, tmp_path):
     predictor = Predictor(checkpoint)
-    written = predict_folder(predictor, neu_like / "IMAGES", tmp_path / "out", batch_size=5)
-    assert len(written) == 24
-    mask = cv2.imread(str(written[0]), cv2.IMREAD_UNCHANGED)
+    report = predict_folder(predictor, neu_like / "IMAGES", tmp_path / "out", batch_size=5)
+    assert len(report) == 24 and (report["status"] == "ok").all()
+    first = Path(report["file"][0]).stem
+    mask = cv2.imread(str(tmp_path / "out" / f"{first}_mask.png"), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (48, 48) and mask.max() <= 6
-    assert (tmp_path / "out" / (written[0].name.replace("_mask.png", "_overlay.jpg"))).exists()
+    assert (tmp_path / "out" / f"{first}_overlay.jpg").exists()
     scores = evaluate_folder(predictor, neu_like / "IMAGES", neu_like / "ANNOTATIONS", limit=7).compute()
     assert 0 <= scores["dice"] <= 1 and len(scores) > 10
     elsewhere = tmp_path / "other" / "xml"  # annotations need not sit beside the images
