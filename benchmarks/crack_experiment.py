@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")  # the report is the table, not progress bars
 
 
-from benchmarks.experiments import describe, experiment_parser, record, reload, train  # noqa: E402
+from benchmarks.experiments import describe, experiment_parser, record, train_or_reload  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Data_Retriever_Seg import source_of, split_table  # noqa: E402
 from Utilities.Evaluate import evaluate_cracks  # noqa: E402
@@ -57,17 +57,12 @@ def main() -> None:
     parser.add_argument("--loss", default="bce_dice")
     args = parser.parse_args()
 
-    if args.evaluate:
-        checkpoint = args.evaluate
-        config, history, minutes = reload(checkpoint, ROOT)
-    else:
-        config = TrainConfig(
-            root=ROOT, data_format="crackforest", data_root="data/CrackForest", split_file="splits/CrackForest.csv",
-            full_resolution=True, monitor="mean_dice", arch=args.arch, encoder=args.encoder, encoder_weights="imagenet",
-            image_size=args.image_size, epochs=args.epochs, lr=args.lr, loss=args.loss, seed=args.seed,
-            run_name=f"cfdexp_{args.arch.lower()}_{args.encoder}_{args.image_size}_{args.loss}_e{args.epochs}_s{args.seed}",
-        )
-        checkpoint, history, minutes = train(config)
+    checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: TrainConfig(
+        root=ROOT, data_format="crackforest", data_root="data/CrackForest", split_file="splits/CrackForest.csv",
+        full_resolution=True, monitor="mean_dice", arch=args.arch, encoder=args.encoder, encoder_weights="imagenet",
+        image_size=args.image_size, epochs=args.epochs, lr=args.lr, loss=args.loss, seed=args.seed,
+        run_name=f"cfdexp_{args.arch.lower()}_{args.encoder}_{args.image_size}_{args.loss}_e{args.epochs}_s{args.seed}",
+    ), ROOT)
 
     record({**describe(args.name, config, history, minutes), **score_checkpoint(checkpoint, config, args.val_only)},
            RESULTS)

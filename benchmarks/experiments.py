@@ -33,6 +33,15 @@ def reload(checkpoint: Path, root: Path) -> tuple[TrainConfig, pd.DataFrame, flo
     return config, history, history["seconds"].sum() / 60
 
 
+def train_or_reload(evaluate: Path | None, make_config, root: Path) -> tuple[Path, TrainConfig, pd.DataFrame, float]:
+    """``reload`` the checkpoint ``evaluate`` when given, else ``train`` the config ``make_config()`` builds."""
+    if evaluate:
+        return (evaluate, *reload(evaluate, root))
+    config = make_config()
+    checkpoint, history, minutes = train(config)
+    return checkpoint, config, history, minutes
+
+
 def describe(name: str | None, config: TrainConfig, history: pd.DataFrame, minutes: float) -> dict:
     """The columns every experiment row starts with."""
     return {

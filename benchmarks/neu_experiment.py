@@ -29,7 +29,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # the report is the table, not progr
 
 import pandas as pd  # noqa: E402
 
-from benchmarks.experiments import describe, experiment_parser, record, reload, train  # noqa: E402
+from benchmarks.experiments import describe, experiment_parser, record, train_or_reload  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Evaluate import evaluate_folder  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
@@ -86,18 +86,13 @@ def main() -> None:
                         help="train on --image-size crops of the 200 px images and predict them whole")
     args = parser.parse_args()
 
-    if args.evaluate:
-        checkpoint = args.evaluate
-        config, history, minutes = reload(checkpoint, ROOT)
-    else:
-        config = TrainConfig(
-            root=ROOT, arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights,
-            image_size=args.image_size, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, full_resolution=args.full_resolution,
-            run_name=f"exp_{args.arch.lower()}_{args.encoder}_{args.image_size}{'_crops' * args.full_resolution}"
-                     f"_{args.loss}_e{args.epochs}_lr{args.lr:g}_s{args.seed}",
-        )
-        checkpoint, history, minutes = train(config)
+    checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: TrainConfig(
+        root=ROOT, arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights,
+        image_size=args.image_size, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, full_resolution=args.full_resolution,
+        run_name=f"exp_{args.arch.lower()}_{args.encoder}_{args.image_size}{'_crops' * args.full_resolution}"
+                 f"_{args.loss}_e{args.epochs}_lr{args.lr:g}_s{args.seed}",
+    ), ROOT)
 
     row = {
         **describe(args.name, config, history, minutes),
