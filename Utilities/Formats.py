@@ -1,10 +1,7 @@
-"""Readers for the data set layouts the field uses, behind one interface.
+"""Readers for the data set layouts the field uses, behind one interface (``Utilities.Data_source``).
 
-A ``DataSource`` lists its samples (an image and where its truth lives),
-turns a sample's truth into a ``(H, W, C)`` uint8 0/1 mask with one channel
-per class, and checks every file before a run. Splitting, training,
-evaluation and prediction only see this interface, so a new layout is one
-new class here, registered in ``FORMATS``.
+Splitting, training, evaluation and prediction only see that interface, so a
+new layout is one new ``DataSource`` class here, registered in ``FORMATS``.
 
 Layouts (``root`` is the data set's folder):
 
@@ -27,179 +24,25 @@ With ``binary=True`` every source gives one channel, ``defect``: any class.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import scipy.io
-from PIL import Image
-from tqdm.auto import tqdm
 
+from Utilities.Data_source import (
+    BINARY_CLASSES,
+    NO_DEFECT,
+    DataSource,
+    Sample,
+    images_by_stem,
+    one_hot,
+    pair_by_stem,
+    read_mask_file,
+)
 from Utilities.Extract_masks import NEU_DET_CLASSES, boxes_to_mask, parse_voc_xml
 from Utilities.Rle import mask_to_rle, rle_to_mask
-from Utilities.Validate_data import IMAGE_SUFFIXES, DataReport, image_size
-
-NO_DEFECT = "free"
-BINARY_CLASSES = ("defect",)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One labelled image.
-
-    Attributes:
-        name: the image path relative to the source's root; split files list samples by it.
-        image: the image file.
-        label: image-level label for stratified splits, where the layout gives one: the class
-            folder (Magnetic Tile), the most frequent box class (VOC), the lowest class id
-            (Severstal), ``"free"`` for images known to be defect-free; else one label for all.
-        truth: where the mask comes from (a file, or run-length rows), as the format needs.
-    """
-
-    name: str
-    image: Path
-    label: str
-    truth: Any = None
-
-
-class DataSource:
-    """A data set on disk in one format.
-
-    Args:
-        root: the data set's folder.
-        classes: class names, one channel each (default: the format's own).
-        binary: merge every class into one ``defect`` channel.
-    """
-
-    format: ClassVar[str]
-    default_classes: ClassVar[tuple[str, ...]]
-
-    def __init__(self, root: str | Path, classes: tuple[str, ...] | None = None, binary: bool = False):
-        self.root = Path(root)
-        self.source_classes = tuple(classes or self.default_classes)
-        self.binary = binary
-        self._samples: list[Sample] | None = None
-        self._by_name: dict[str, Sample] = {}
-        self._listing = DataReport()
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """The mask channels this source gives."""
-        return BINARY_CLASSES if self.binary else self.source_classes
-
-    def samples(self) -> list[Sample]:
-        """Every labelled sample, sorted by name (listed once, then kept)."""
-        if self._samples is None:
-            if not self.root.is_dir():
-                raise FileNotFoundError(f"{self.root}: {self.format} data set folder not found")
-            self._samples = sorted(self._list(self._listing), key=lambda s: s.name)
-            self._by_name = {s.name: s for s in self._samples}
-        return self._samples
-
-    def sample(self, name: str) -> Sample:
-        """The sample listed as ``name``; ``KeyError`` naming it if absent."""
-        self.samples()
-        if name not in self._by_name:
-            raise KeyError(f"{name}: not a labelled sample of {self.root} ({self.format})")
-        return self._by_name[name]
-
-    def mask(self, sample: Sample, height: int, width: int) -> np.ndarray:
-        """``(H, W, C)`` uint8 0/1 truth of ``sample`` for an image of that size; ``ValueError`` naming it."""
-        try:
-            mask = self._class_masks(sample, height, width)
-        except ValueError as error:
-            raise ValueError(f"{sample.name}: {error}") from error
-        return np.ascontiguousarray(mask.max(axis=2, keepdims=True) if self.binary else mask)
-
-    def check(self, names: list[str] | None = None, strict: bool = False) -> DataReport:
-        """Read every image and its truth once and report every problem by file name.
-
-        Args:
-            names: only these samples' files (default: all); unpaired files are errors either way.
-            strict: raise ``DataError`` at the first error instead of collecting them all.
-        """
-        report = DataReport(strict=strict)
-        if not self.root.is_dir() or not any(self.root.iterdir()):
-            report.error(f"{self.root}: folder is missing or empty")
-            return report
-        try:
-            samples = self.samples()
-        except (OSError, ValueError) as problem:  # e.g. a missing or malformed Severstal train.csv
-            report.error(str(problem))
-            return report
-        report.extend(self._listing)  # unpaired files, also when only some samples are checked
-        if names is not None:
-            for name in sorted(set(names) - self._by_name.keys()):
-                report.error(f"{name}: not found among the labelled samples of {self.root}")
-            samples = [self._by_name[n] for n in names if n in self._by_name]
-        if not samples:
-            report.error(f"{self.root}: no labelled samples ({self.format} layout expected)")
-        report.images += len(samples)
-        for sample in tqdm(samples, desc="checking data", leave=False):
-            size = image_size(sample.image)
-            if size is None:
-                report.error(f"{sample.name}: unreadable or truncated image")
-                continue
-            try:
-                self._check_truth(sample, *size, report)
-            except ValueError as problem:
-                report.error(f"{sample.name}: {problem}")
-        return report
-
-    def _list(self, report: DataReport) -> list[Sample]:
-        """The samples; unpaired files go into ``report``."""
-        raise NotImplementedError
-
-    def _class_masks(self, sample: Sample, height: int, width: int) -> np.ndarray:
-        """``(H, W, len(source_classes))`` uint8 0/1; ``ValueError`` naming the file when unreadable."""
-        raise NotImplementedError
-
-    def _check_truth(self, sample: Sample, height: int, width: int, report: DataReport) -> None:
-        """Report what is wrong with the truth of one readable image; by default, that it does not load."""
-        self._class_masks(sample, height, width)
-
-
-def _images_by_stem(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES} if folder.is_dir() else {}
-
-
-def _pair(images: dict[str, Path], truths: dict[str, Path], report: DataReport, truth_folder: Path,
-          image_folder: Path, truth_optional: bool = False, suffixes: tuple[str, ...] = (".*",)) -> list[str]:
-    """Stems with both files; the others reported by name (``suffixes``: what a truth file may end in)."""
-    if not truth_optional:
-        for stem in sorted(images.keys() - truths.keys()):
-            looked_for = " or ".join(f"{stem}{suffix}" for suffix in suffixes)
-            report.error(f"{images[stem].name}: no annotation {looked_for} in {truth_folder}")
-    for stem in sorted(truths.keys() - images.keys()):
-        report.error(f"{truths[stem].name}: no image in {image_folder}")
-    return sorted(images.keys() & truths.keys())
-
-
-def _read_mask_file(path: Path, height: int, width: int, grey: bool = False) -> np.ndarray:
-    """A single-channel mask image of the expected size, as stored (8 or 16 bit, palette indices).
-
-    Grey masks saved as RGB (three equal channels) count as single-channel;
-    ``grey`` converts any mask to 8-bit grey (for lossy files, whose channels differ slightly).
-    """
-    try:
-        with Image.open(path) as picture:
-            mask = np.array(picture.convert("L") if grey else picture)  # palette PNGs give indices, 16-bit uint16
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path.name}: unreadable mask") from error
-    if mask.ndim == 3 and (mask == mask[..., :1]).all():
-        mask = mask[..., 0]
-    if mask.ndim == 3:
-        raise ValueError(f"{path.name}: mask has {mask.shape[2]} different channels, expected one")
-    if mask.shape != (height, width):
-        raise ValueError(f"{path.name}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {width}x{height}")
-    return mask
-
-
-def _one_hot(indices: np.ndarray, classes: int) -> np.ndarray:
-    """``(H, W)`` class indices (0 background, k the k-th class) to ``(H, W, classes)`` uint8 0/1."""
-    return (indices[..., None] == np.arange(1, classes + 1)).astype(np.uint8)
+from Utilities.Validate_data import IMAGE_SUFFIXES, DataReport
 
 
 class VocSource(DataSource):
@@ -228,12 +71,12 @@ class VocSource(DataSource):
         return report if report.errors else super().check(names, strict)
 
     def _list(self, report):
-        images = _images_by_stem(self.images_dir)
+        images = images_by_stem(self.images_dir)
         xmls = {p.stem: p for p in sorted(self.annotations_dir.glob("*.xml"))} if self.annotations_dir.is_dir() else {}
         report.annotations = len(xmls)
         for stem in self.ignore_missing & (xmls.keys() - images.keys()):
             del xmls[stem]
-        pairs = _pair(images, xmls, report, self.annotations_dir, self.images_dir)
+        pairs = pair_by_stem(images, xmls, report, self.annotations_dir, self.images_dir)
         return [Sample(images[s].name, images[s], self._label(xmls[s]), xmls[s]) for s in pairs]
 
     @staticmethod
@@ -286,9 +129,9 @@ class FolderSource(DataSource):
         self.images_dir, self.masks_dir = self.root / images, self.root / masks
 
     def _list(self, report):
-        images, masks = _images_by_stem(self.images_dir), _images_by_stem(self.masks_dir)
+        images, masks = images_by_stem(self.images_dir), images_by_stem(self.masks_dir)
         report.annotations = len(masks)
-        pairs = _pair(images, masks, report, self.masks_dir, self.images_dir, suffixes=IMAGE_SUFFIXES)
+        pairs = pair_by_stem(images, masks, report, self.masks_dir, self.images_dir, suffixes=IMAGE_SUFFIXES)
         return [Sample(images[s].name, images[s], "", masks[s]) for s in pairs]
 
     def _is_lossy_binary(self, sample) -> bool:
@@ -296,15 +139,15 @@ class FolderSource(DataSource):
 
     def _indices(self, sample, height, width) -> np.ndarray:
         if self._is_lossy_binary(sample):
-            return (_read_mask_file(sample.truth, height, width, grey=True) >= 128).astype(np.uint8)
-        mask = _read_mask_file(sample.truth, height, width)
+            return (read_mask_file(sample.truth, height, width, grey=True) >= 128).astype(np.uint8)
+        mask = read_mask_file(sample.truth, height, width)
         if self.binary:  # any class is a defect
             return (mask > 0).astype(np.uint8)
         one_class_255 = len(self.source_classes) == 1 and mask.dtype == np.uint8
         return np.where(mask == 255, 1, mask) if one_class_255 else mask
 
     def _class_masks(self, sample, height, width):
-        return _one_hot(self._indices(sample, height, width), len(self.source_classes))
+        return one_hot(self._indices(sample, height, width), len(self.source_classes))
 
     def check(self, names=None, strict=False) -> DataReport:
         report = super().check(names, strict)
@@ -339,20 +182,20 @@ class MagneticTileSource(DataSource):
             images = {p.stem: p for p in folder.glob("*.jpg")}
             masks = {p.stem: p for p in folder.glob("*.png")}
             report.annotations += len(masks)
-            for stem in _pair(images, masks, report, folder, folder):
+            for stem in pair_by_stem(images, masks, report, folder, folder):
                 name = images[stem].relative_to(self.root).as_posix()
                 samples.append(Sample(name, images[stem], NO_DEFECT if folder.parent.name == self.free_folder else label, masks[stem]))
         return samples
 
     def _class_masks(self, sample, height, width):
-        defect = _read_mask_file(sample.truth, height, width) >= 128
+        defect = read_mask_file(sample.truth, height, width) >= 128
         mask = np.zeros((height, width, len(self.source_classes)), np.uint8)
         if sample.label != NO_DEFECT:
             mask[..., self.source_classes.index(sample.label)] = defect
         return mask
 
     def _check_truth(self, sample, height, width, report):
-        mask = _read_mask_file(sample.truth, height, width)
+        mask = read_mask_file(sample.truth, height, width)
         if mask.dtype != np.uint8:
             report.error(f"{sample.truth.name}: {mask.dtype} mask; expected 8-bit 0/255")
         elif sample.label == NO_DEFECT and (mask >= 128).any():
@@ -379,7 +222,7 @@ class CrackForestSource(DataSource):
             raise ValueError(f"CrackForest has one class (crack), not {list(self.source_classes)}")
 
     def _list(self, report):
-        images = _images_by_stem(self.root / "image")
+        images = images_by_stem(self.root / "image")
         truths = {p.stem: p for p in sorted((self.root / "seg").glob("*.seg"))}
         truths |= {p.stem: p for p in sorted((self.root / "groundTruth").glob("*.mat"))}  # .mat where both exist
         report.annotations = len(truths)
@@ -387,7 +230,7 @@ class CrackForestSource(DataSource):
         if unlabelled:
             report.warnings.append(f"{unlabelled} images have neither groundTruth/.mat nor seg/.seg; "
                                    "they are unlabelled and left out")
-        pairs = _pair(images, truths, report, self.root / "groundTruth", self.root / "image", truth_optional=True)
+        pairs = pair_by_stem(images, truths, report, self.root / "groundTruth", self.root / "image", truth_optional=True)
         return [Sample(images[s].name, images[s], "crack", truths[s]) for s in pairs]
 
     @staticmethod
@@ -457,7 +300,7 @@ class SeverstalSource(DataSource):
         return table[table["EncodedPixels"].fillna("").str.strip() != ""]
 
     def _list(self, report):
-        images = _images_by_stem(self.images_dir)
+        images = images_by_stem(self.images_dir)
         names = {p.name: p for p in images.values()}
         runs = self.runs()
         bad_class = ~runs["ClassId"].isin(range(1, len(self.source_classes) + 1))

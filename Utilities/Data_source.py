@@ -1,0 +1,180 @@
+"""The interface every data set format implements, and the helpers readers share.
+
+A ``DataSource`` lists its samples (an image and where its truth lives),
+turns a sample's truth into a ``(H, W, C)`` uint8 0/1 mask with one channel
+per class, and checks every file before a run. The readers of each layout
+live in ``Utilities.Formats``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from Utilities.Validate_data import IMAGE_SUFFIXES, DataReport, image_size
+
+NO_DEFECT = "free"
+BINARY_CLASSES = ("defect",)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image.
+
+    Attributes:
+        name: the image path relative to the source's root; split files list samples by it.
+        image: the image file.
+        label: image-level label for stratified splits, where the layout gives one: the class
+            folder (Magnetic Tile), the most frequent box class (VOC), the lowest class id
+            (Severstal), ``"free"`` for images known to be defect-free; else one label for all.
+        truth: where the mask comes from (a file, or run-length rows), as the format needs.
+    """
+
+    name: str
+    image: Path
+    label: str
+    truth: Any = None
+
+
+class DataSource:
+    """A data set on disk in one format.
+
+    Args:
+        root: the data set's folder.
+        classes: class names, one channel each (default: the format's own).
+        binary: merge every class into one ``defect`` channel.
+    """
+
+    format: ClassVar[str]
+    default_classes: ClassVar[tuple[str, ...]]
+
+    def __init__(self, root: str | Path, classes: tuple[str, ...] | None = None, binary: bool = False):
+        self.root = Path(root)
+        self.source_classes = tuple(classes or self.default_classes)
+        self.binary = binary
+        self._samples: list[Sample] | None = None
+        self._by_name: dict[str, Sample] = {}
+        self._listing = DataReport()
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The mask channels this source gives."""
+        return BINARY_CLASSES if self.binary else self.source_classes
+
+    def samples(self) -> list[Sample]:
+        """Every labelled sample, sorted by name (listed once, then kept)."""
+        if self._samples is None:
+            if not self.root.is_dir():
+                raise FileNotFoundError(f"{self.root}: {self.format} data set folder not found")
+            self._samples = sorted(self._list(self._listing), key=lambda s: s.name)
+            self._by_name = {s.name: s for s in self._samples}
+        return self._samples
+
+    def sample(self, name: str) -> Sample:
+        """The sample listed as ``name``; ``KeyError`` naming it if absent."""
+        self.samples()
+        if name not in self._by_name:
+            raise KeyError(f"{name}: not a labelled sample of {self.root} ({self.format})")
+        return self._by_name[name]
+
+    def mask(self, sample: Sample, height: int, width: int) -> np.ndarray:
+        """``(H, W, C)`` uint8 0/1 truth of ``sample`` for an image of that size; ``ValueError`` naming it."""
+        try:
+            mask = self._class_masks(sample, height, width)
+        except ValueError as error:
+            raise ValueError(f"{sample.name}: {error}") from error
+        return np.ascontiguousarray(mask.max(axis=2, keepdims=True) if self.binary else mask)
+
+    def check(self, names: list[str] | None = None, strict: bool = False) -> DataReport:
+        """Read every image and its truth once and report every problem by file name.
+
+        Args:
+            names: only these samples' files (default: all); unpaired files are errors either way.
+            strict: raise ``DataError`` at the first error instead of collecting them all.
+        """
+        report = DataReport(strict=strict)
+        if not self.root.is_dir() or not any(self.root.iterdir()):
+            report.error(f"{self.root}: folder is missing or empty")
+            return report
+        try:
+            samples = self.samples()
+        except (OSError, ValueError) as problem:  # e.g. a missing or malformed Severstal train.csv
+            report.error(str(problem))
+            return report
+        report.extend(self._listing)  # unpaired files, also when only some samples are checked
+        if names is not None:
+            for name in sorted(set(names) - self._by_name.keys()):
+                report.error(f"{name}: not found among the labelled samples of {self.root}")
+            samples = [self._by_name[n] for n in names if n in self._by_name]
+        if not samples:
+            report.error(f"{self.root}: no labelled samples ({self.format} layout expected)")
+        report.images += len(samples)
+        for sample in tqdm(samples, desc="checking data", leave=False):
+            size = image_size(sample.image)
+            if size is None:
+                report.error(f"{sample.name}: unreadable or truncated image")
+                continue
+            try:
+                self._check_truth(sample, *size, report)
+            except ValueError as problem:
+                report.error(f"{sample.name}: {problem}")
+        return report
+
+    def _list(self, report: DataReport) -> list[Sample]:
+        """The samples; unpaired files go into ``report``."""
+        raise NotImplementedError
+
+    def _class_masks(self, sample: Sample, height: int, width: int) -> np.ndarray:
+        """``(H, W, len(source_classes))`` uint8 0/1; ``ValueError`` naming the file when unreadable."""
+        raise NotImplementedError
+
+    def _check_truth(self, sample: Sample, height: int, width: int, report: DataReport) -> None:
+        """Report what is wrong with the truth of one readable image; by default, that it does not load."""
+        self._class_masks(sample, height, width)
+
+
+def images_by_stem(folder: Path) -> dict[str, Path]:
+    """The image files of ``folder`` by stem (none if it does not exist)."""
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES} if folder.is_dir() else {}
+
+
+def pair_by_stem(images: dict[str, Path], truths: dict[str, Path], report: DataReport, truth_folder: Path,
+          image_folder: Path, truth_optional: bool = False, suffixes: tuple[str, ...] = (".*",)) -> list[str]:
+    """Stems with both files; the others reported by name (``suffixes``: what a truth file may end in)."""
+    if not truth_optional:
+        for stem in sorted(images.keys() - truths.keys()):
+            looked_for = " or ".join(f"{stem}{suffix}" for suffix in suffixes)
+            report.error(f"{images[stem].name}: no annotation {looked_for} in {truth_folder}")
+    for stem in sorted(truths.keys() - images.keys()):
+        report.error(f"{truths[stem].name}: no image in {image_folder}")
+    return sorted(images.keys() & truths.keys())
+
+
+def read_mask_file(path: Path, height: int, width: int, grey: bool = False) -> np.ndarray:
+    """A single-channel mask image of the expected size, as stored (8 or 16 bit, palette indices).
+
+    Grey masks saved as RGB (three equal channels) count as single-channel;
+    ``grey`` converts any mask to 8-bit grey (for lossy files, whose channels differ slightly).
+    """
+    try:
+        with Image.open(path) as picture:
+            mask = np.array(picture.convert("L") if grey else picture)  # palette PNGs give indices, 16-bit uint16
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path.name}: unreadable mask") from error
+    if mask.ndim == 3 and (mask == mask[..., :1]).all():
+        mask = mask[..., 0]
+    if mask.ndim == 3:
+        raise ValueError(f"{path.name}: mask has {mask.shape[2]} different channels, expected one")
+    if mask.shape != (height, width):
+        raise ValueError(f"{path.name}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {width}x{height}")
+    return mask
+
+
+def one_hot(indices: np.ndarray, classes: int) -> np.ndarray:
+    """``(H, W)`` class indices (0 background, k the k-th class) to ``(H, W, classes)`` uint8 0/1."""
+    return (indices[..., None] == np.arange(1, classes + 1)).astype(np.uint8)
