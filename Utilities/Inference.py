@@ -241,6 +241,8 @@ def write_image_atomically(path: Path, image: np.ndarray) -> None:
 def _previous_report(out: Path, overwrite: bool) -> dict[str, dict]:
     """Rows of an earlier run whose outputs are all there, by file; the report rewritten without a torn last line."""
     report = out / REPORT
+    if overwrite:
+        report.unlink(missing_ok=True)  # the new run's rows are appended to a fresh report
     if overwrite or not report.exists():
         return {}
     table = pd.read_csv(report, on_bad_lines="skip", dtype={"file": str, "status": str, "reason": str})
