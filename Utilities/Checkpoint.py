@@ -82,9 +82,14 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from error
 
 
-# Settings that fix the model or the learning-rate schedule: a resumed run must share them.
-RESUME_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "loss", "image_size", "seed",
-                   "max_train_images", "split_file", "data_format", "binary", "full_resolution", "defect_fraction")
+def store_postprocessing(path: str | Path, postprocessing: dict) -> None:
+    """Keep post-processing chosen on val (``Postprocess.PostProcessing.to_dict()``) in the checkpoint ``path``,
+    where ``Predictor`` finds it; the file is replaced atomically."""
+    checkpoint = read_checkpoint(path)
+    checkpoint["postprocessing"] = postprocessing
+    atomic_save(checkpoint, path)
+
+
 
 
 def check_resumable(checkpoint: dict, wanted: dict, path: str | Path) -> None:
@@ -94,7 +99,8 @@ def check_resumable(checkpoint: dict, wanted: dict, path: str | Path) -> None:
     saved = TrainConfig.from_dict(checkpoint["config"]).to_dict()  # settings added since then take their defaults
     if _describe(saved) != _describe(wanted):
         raise ValueError(f"{path} holds {_describe(saved)}, but this run builds {_describe(wanted)}")
-    differ = [f"{k}: checkpoint {saved.get(k)!r}, this run {wanted.get(k)!r}" for k in RESUME_SETTINGS if saved.get(k) != wanted.get(k)]
+    differ = [f"{k}: checkpoint {saved.get(k)!r}, this run {wanted.get(k)!r}"
+              for k in TrainConfig.settings("resume") if saved.get(k) != wanted.get(k)]
     if differ:
         raise ValueError(f"{path} was trained with other settings; resume with the same ones ({'; '.join(differ)})")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from Utilities.Encoder_weights import normalisation
@@ -15,6 +15,12 @@ QUICK_ENV = "SEG_QUICK"
 def quick_mode() -> bool:
     """True when ``SEG_QUICK=1``: every notebook then runs in a few minutes."""
     return os.environ.get(QUICK_ENV, "0") not in ("", "0", "false", "False")
+
+
+def setting(default, option: bool = True, resume: bool = False):
+    """A ``TrainConfig`` field, declared once with what it is: ``option``, an option of the training command
+    (``Utilities.Train``); ``resume``, a setting that a resumed run must share (``Checkpoint.check_resumable``)."""
+    return field(default=default, metadata={"option": option, "resume": resume})
 
 
 @dataclass
@@ -43,37 +49,36 @@ class TrainConfig:
     training, evaluation, prediction and ONNX export all use them.
     """
 
-    root: Path = Path(".")
-    data_format: str = "voc"
-    data_root: str | None = None
-    classes: tuple[str, ...] | None = None
-    binary: bool = False
-    full_resolution: bool = False
-    defect_fraction: float | None = None
-    monitor: str = "dice"
-    output_prior: float | None = None
-    arch: str = "FPN"
-    encoder: str = "tu-tf_efficientnet_lite2"
-    encoder_weights: str | None = "imagenet"
-    image_size: int = 128
-    epochs: int = 30
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"
-    loss: str = "bce_dice"
-    precision: str = "auto"
-    threshold: float = 0.5
-    seed: int = 42
-    num_workers: int = 0
-    cache_in_ram: bool = True
-    max_train_images: int | None = None
-    max_val_images: int | None = None
-    run_name: str = "fpn_lite2"
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    split_file: str = "splits/NEU-DET.csv"
-    extra: dict = field(default_factory=dict)
+    root: Path = setting(Path("."), option=False)
+    data_format: str = setting("voc", resume=True)
+    data_root: str | None = setting(None)
+    classes: tuple[str, ...] | None = setting(None)
+    binary: bool = setting(False, resume=True)
+    full_resolution: bool = setting(False, resume=True)
+    defect_fraction: float | None = setting(None, resume=True)
+    monitor: str = setting("dice")
+    output_prior: float | None = setting(None)
+    arch: str = setting("FPN")
+    encoder: str = setting("tu-tf_efficientnet_lite2")
+    encoder_weights: str | None = setting("imagenet")
+    image_size: int = setting(128, resume=True)
+    epochs: int = setting(30, resume=True)
+    batch_size: int = setting(8, resume=True)
+    lr: float = setting(1e-3, resume=True)
+    weight_decay: float = setting(1e-4, resume=True)
+    optimizer: str = setting("adamw", resume=True)
+    loss: str = setting("bce_dice", resume=True)
+    precision: str = setting("auto")
+    threshold: float = setting(0.5)
+    seed: int = setting(42, resume=True)
+    num_workers: int = setting(0)
+    cache_in_ram: bool = setting(True)
+    max_train_images: int | None = setting(None, resume=True)
+    max_val_images: int | None = setting(None)
+    run_name: str = setting("fpn_lite2")
+    mean: tuple[float, float, float] | None = setting(None, option=False)
+    std: tuple[float, float, float] | None = setting(None, option=False)
+    split_file: str = setting("splits/NEU-DET.csv", resume=True)
 
     def __post_init__(self):
         if self.data_format not in FORMATS:
@@ -81,10 +86,29 @@ class TrainConfig:
         self.classes = tuple(self.classes) if self.classes else FORMATS[self.data_format].default_classes
         own_mean, own_std = normalisation(self.encoder, self.encoder_weights)
         self.mean, self.std = tuple(self.mean or own_mean), tuple(self.std or own_std)
+        self._check_registered_names()
         for name in ("defect_fraction", "output_prior"):
             value = getattr(self, name)
             if value is not None and not 0 < value < 1:
                 raise ValueError(f"{name} must lie between 0 and 1 (exclusive), not {value}")
+
+    def _check_registered_names(self) -> None:
+        """A ``KeyError`` listing the known names for an unknown architecture, encoder, loss, optimiser or monitor,
+        now rather than at the first epoch."""
+        from Utilities.Resnet_Unet import architectures, check_encoder
+        from Utilities.Trainer import LOSSES, OPTIMIZERS, check_monitor
+
+        for kind, name, known in (("architecture", self.arch, architectures()), ("loss", self.loss, LOSSES),
+                                  ("optimizer", self.optimizer, OPTIMIZERS)):
+            if name not in known:
+                raise KeyError(f"unknown {kind} {name!r}; known: {', '.join(known)}")
+        check_encoder(self.encoder)
+        check_monitor(self.monitor, self.channels)
+
+    @classmethod
+    def settings(cls, kind: str) -> tuple[str, ...]:
+        """The names of the fields declared ``option`` or ``resume`` (see ``setting``)."""
+        return tuple(f.name for f in fields(cls) if f.metadata.get(kind))
 
     @property
     def channels(self) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -14,6 +15,7 @@ from Utilities.Data_Retriever_Seg import read_image, source_of, split_table
 from Utilities.Formats import DataSource, VocSource, open_source
 from Utilities.Inference import Predictor
 from Utilities.Meter import Meter
+from Utilities.Postprocess import PostProcessing, choose_postprocessing
 
 
 def evaluate_source(
@@ -30,6 +32,8 @@ def evaluate_source(
     the network's input size, so numbers compare with published ones.
 
     Args:
+        threshold: score the plain probabilities at this threshold instead of
+            the predictor's post-processed masks (``Predictor.masks``).
         names: score only these samples, e.g. the test rows of a split file (default: all).
         limit: score only the first ``limit`` samples (quick checks).
 
@@ -38,7 +42,7 @@ def evaluate_source(
     """
     meter = Meter(predictor.classes, predictor.config.threshold if threshold is None else threshold)
     for _, probabilities, truth in _predictions(predictor, source, names, batch_size, limit):
-        meter.update(probabilities, truth)
+        meter.update(probabilities, truth, None if threshold is not None else _masks(predictor, probabilities))
     return meter
 
 
@@ -64,7 +68,8 @@ def evaluate_cracks(
 def evaluate_by_label(
     predictor: Predictor, source: DataSource, names: list[str] | None = None, batch_size: int = 16
 ) -> pd.DataFrame:
-    """Scores per image label (e.g. Magnetic Tile's class folders, scored by a binary model) and over all.
+    """Scores per image label (e.g. Magnetic Tile's class folders, scored by a binary model) and over all,
+    of the predictor's post-processed masks (``Predictor.masks``).
 
     Returns:
         One row per label and ``all``: the tidy columns of ``Meter.table()`` for
@@ -73,14 +78,28 @@ def evaluate_by_label(
     """
     meters: dict[str, Meter] = {}
     for sample, probabilities, truth in _predictions(predictor, source, names, batch_size, None):
+        masks = _masks(predictor, probabilities)
         for key in (sample.label, "all"):
-            meters.setdefault(key, Meter(predictor.classes, predictor.config.threshold)).update(probabilities, truth)
+            meters.setdefault(key, Meter(predictor.classes)).update(probabilities, truth, masks)
     rows = {}
     for label, meter in sorted(meters.items(), key=lambda item: item[0] == "all"):
         table = meter.table().drop(index="overall")
         flat = table.iloc[0] if len(table) == 1 else table.stack().set_axis([f"{c}_{k}" for k, c in table.stack().index])
         rows[label] = {**flat.to_dict(), "images": len(meter.stats()[0])}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("label")
+
+
+def _masks(predictor: Predictor, probabilities: torch.Tensor) -> torch.Tensor:
+    """``(1, C, H, W)`` post-processed masks of one image's ``(1, C, H, W)`` probabilities."""
+    return torch.from_numpy(predictor.masks(probabilities[0].numpy()))[None]
+
+
+def choose_postprocessing_on(predictor: Predictor, source: DataSource, names: list[str]) -> tuple[PostProcessing, pd.DataFrame]:
+    """``Postprocess.choose_postprocessing`` on the named (validation) samples; keep the result with
+    ``Checkpoint.store_postprocessing``. Holds the probabilities of all of them in memory (float16)."""
+    predictions = [(probabilities[0].numpy().astype(np.float16), truth[0].numpy().astype(np.uint8))
+                   for _, probabilities, truth in _predictions(predictor, source, names, 16, None)]
+    return choose_postprocessing(predictions, predictor.classes)
 
 
 def _predictions(predictor: Predictor, source: DataSource, names, batch_size: int, limit: int | None):

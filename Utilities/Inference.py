@@ -6,7 +6,9 @@ Usage::
         --images Validation_Images --out predictions/
 
 writes, per image, ``<stem>_mask.png`` (0 = background, k = k-th class, the
-most probable class where several pass the threshold) and ``<stem>_overlay.jpg``.
+most probable class where several are predicted) and ``<stem>_overlay.jpg``,
+with the post-processing stored in the checkpoint (``Utilities.Postprocess``:
+threshold, smallest defect, image-level decision).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import eval_transforms, read_image
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
 from Utilities.Plots import overlay
+from Utilities.Postprocess import PostProcessing, defect_present
 from Utilities.Resnet_Unet import pad_to_multiple, padded_forward
 from Utilities.Validate_data import IMAGE_SUFFIXES
 
@@ -110,6 +113,13 @@ class Predictor:
             quarter and are blended with Gaussian weights by MONAI's
             ``sliding_window_inference``), so memory depends on the window,
             not on the image.
+        threshold: replaces the checkpoint's per-class thresholds (its other
+            post-processing steps stay).
+
+    Attributes:
+        postprocessing: how ``masks`` turns probabilities into masks: the
+            checkpoint's, chosen on val (``Checkpoint.store_postprocessing``),
+            or else the training config's plain threshold.
     """
 
     def __init__(
@@ -120,12 +130,18 @@ class Predictor:
         flip_tta: bool = False,
         dominant_class_only: bool = False,
         tile_size: int = TILE_SIZE,
+        threshold: float | None = None,
     ):
         if tile_size % 32:
             raise ValueError(f"tile_size must be a multiple of 32, not {tile_size}")
         self.tile_size = tile_size
         model, self.checkpoint = load_checkpoint(checkpoint)
         self.config = TrainConfig.from_dict(self.checkpoint["config"])
+        stored = self.checkpoint.get("postprocessing")
+        self.postprocessing = (PostProcessing.from_dict(stored) if stored
+                               else PostProcessing.neutral(len(self.classes), self.config.threshold))
+        if threshold is not None:
+            self.postprocessing = self.postprocessing.with_threshold(threshold)
         self.device = device or default_device()
         self.dtype = autocast_dtype(self.device, precision)
         self.model = optimise_for_inference(model, self.device, self.dtype)
@@ -160,6 +176,10 @@ class Predictor:
         if self.config.full_resolution:
             return [self._predict_batch([image])[0] for image in images]
         return self._predict_batch(images)
+
+    def masks(self, probabilities: np.ndarray) -> np.ndarray:
+        """``(C, H, W)`` uint8 masks of one image's ``predict`` output, post-processed as the checkpoint says."""
+        return self.postprocessing.masks(probabilities)
 
     def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """Sigmoid of the logits for a normalised batch of any size, averaged over the flips of ``flip_tta``."""
@@ -213,10 +233,10 @@ def image_files(folder_or_file: str | Path | list) -> list[Path]:
     return files
 
 
-def label_map(probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    """``(H, W)`` uint8: 0 where no class reaches ``threshold``, else 1 + the most probable class."""
-    best = probabilities.argmax(0)
-    return np.where(probabilities.max(0) >= threshold, best + 1, 0).astype(np.uint8)
+def label_map(masks: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """``(H, W)`` uint8: 0 where no class's mask is set, else 1 + the most probable of the classes set there."""
+    best = np.where(masks > 0, probabilities, -1.0).argmax(0)
+    return np.where(masks.any(0), best + 1, 0).astype(np.uint8)
 
 
 REPORT = "predictions.csv"
@@ -254,14 +274,15 @@ def _previous_report(out: Path, overwrite: bool) -> dict[str, dict]:
     return {file: row for file, row in kept.items() if row["status"] == "ok"}
 
 
-def _predict_row(predictor: Predictor, path: Path, picture: np.ndarray, probabilities: np.ndarray, out: Path,
-                 threshold: float) -> dict:
-    labels = label_map(probabilities, threshold)
+def _predict_row(predictor: Predictor, path: Path, picture: np.ndarray, probabilities: np.ndarray, out: Path) -> dict:
+    masks = predictor.masks(probabilities)
+    labels = label_map(masks, probabilities)
     one_hot = np.stack([labels == k + 1 for k in range(len(predictor.classes))])
     mask_path, overlay_path = output_paths(out, path)
     write_image_atomically(overlay_path, cv2.cvtColor(overlay(picture, one_hot), cv2.COLOR_RGB2BGR))
     write_image_atomically(mask_path, labels)  # last: its presence says the image is done
-    row = {"file": str(path), "status": "ok", "reason": "", "height": picture.shape[0], "width": picture.shape[1]}
+    row = {"file": str(path), "status": "ok", "reason": "", "height": picture.shape[0], "width": picture.shape[1],
+           "defect": int(defect_present(masks))}
     for k, name in enumerate(predictor.classes):
         row[f"area_{name}"] = int(one_hot[k].sum())
         row[f"max_probability_{name}"] = round(float(probabilities[k].max()), 4)
@@ -273,7 +294,6 @@ def predict_folder(
     images: str | Path | list,
     out: str | Path,
     batch_size: int = 16,
-    threshold: float | None = None,
     overwrite: bool = False,
 ) -> pd.DataFrame:
     """Write ``<stem>_mask.png`` and ``<stem>_overlay.jpg`` for every image of a folder (or a file, or a list
@@ -286,14 +306,14 @@ def predict_folder(
 
     Returns:
         The report, one row per input in input order: ``file``, ``status`` (``ok``
-        or ``failed``), ``reason``, ``height``, ``width``, and per class
+        or ``failed``), ``reason``, ``height``, ``width``, ``defect`` (1 when the
+        post-processed masks hold any defect: the image-level decision), and per class
         ``area_<class>`` (predicted pixels) and ``max_probability_<class>``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for leftover in out.glob(".*.partial"):  # a killed run's unfinished writes
         leftover.unlink()
-    threshold = predictor.config.threshold if threshold is None else threshold
     files = image_files(images)
     done = _previous_report(out, overwrite)
     rows = {str(p): done[str(p)] for p in files if str(p) in done}
@@ -308,7 +328,7 @@ def predict_folder(
                 new_rows.append({"file": str(path), "status": "failed", "reason": str(problem).removeprefix(f"{path}: ")})
         pictures = [picture for _, picture in batch]
         for (path, picture), probabilities in zip(batch, predictor.predict(pictures) if pictures else []):
-            new_rows.append(_predict_row(predictor, path, picture, probabilities, out, threshold))
+            new_rows.append(_predict_row(predictor, path, picture, probabilities, out))
         _append_rows(out / REPORT, new_rows, predictor.classes)
         rows |= {row["file"]: row for row in new_rows}
     report = pd.DataFrame([rows[str(p)] for p in files], columns=_report_columns(predictor.classes))
@@ -318,7 +338,7 @@ def predict_folder(
 
 
 def _report_columns(classes: tuple[str, ...]) -> list[str]:
-    return ["file", "status", "reason", "height", "width", *[f"{kind}_{name}" for name in classes
+    return ["file", "status", "reason", "height", "width", "defect", *[f"{kind}_{name}" for name in classes
                                                             for kind in ("area", "max_probability")]]
 
 
@@ -335,12 +355,13 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by training, e.g. Models/fpn_lite2_best.pth")
     parser.add_argument("--images", required=True, help="an image file or a folder of images")
     parser.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
-    parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the checkpoint's)")
+    parser.add_argument("--threshold", type=float, default=None, help="probability threshold for every class "
+                        "(default: the checkpoint's, chosen on val where it has one)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--overwrite", action="store_true", help="predict again images whose outputs exist")
     args = parser.parse_args()
-    predictor = Predictor(args.checkpoint)
-    report = predict_folder(predictor, args.images, args.out, args.batch_size, args.threshold, args.overwrite)
+    predictor = Predictor(args.checkpoint, threshold=args.threshold)
+    report = predict_folder(predictor, args.images, args.out, args.batch_size, args.overwrite)
     failed = report[report["status"] == "failed"]
     print(f"{len(report) - len(failed)} of {len(report)} images predicted into {args.out} (report: {REPORT}); "
           "mask values: 0 background, " + ", ".join(f"{k + 1} {name}" for k, name in enumerate(predictor.classes)))

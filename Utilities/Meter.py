@@ -19,6 +19,9 @@ Definitions (all at a probability threshold, 0.5 by default):
 - ``detection_<class>``: image-level defect detection accuracy: an image is
   predicted defective in a class if any pixel of it is, truly defective if
   any true pixel is; ``detection`` does the same for "any class".
+  ``image_precision_<class>`` / ``image_recall_<class>`` (and without the
+  class, for "any class"): the same decisions' precision and recall, the
+  share of images flagged that are defective and of defective images flagged.
 - ``class_accuracy``: over images with a defect, the share whose class with
   the largest predicted area is the class with the largest true area
   (NEU-DET's image-level label); an image with nothing predicted is wrong.
@@ -40,7 +43,7 @@ from sklearn.metrics import average_precision_score
 from Utilities.Distributed import gather_rows
 
 AP_BINS = 1000
-TABLE_COLUMNS = ("iou", "dice", "f1", "ap", "precision", "recall", "detection")
+TABLE_COLUMNS = ("iou", "dice", "f1", "ap", "precision", "recall", "detection", "image_precision", "image_recall")
 
 
 class Meter:
@@ -58,15 +61,20 @@ class Meter:
         # probabilities per class, binned, separately for true-negative and true-positive pixels
         self.histogram = torch.zeros((len(self.classes), 2, AP_BINS), dtype=torch.int64)
 
-    def update(self, probabilities: torch.Tensor, targets: torch.Tensor) -> None:
+    def update(self, probabilities: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor | None = None) -> None:
         """Add a batch.
 
         Args:
             probabilities: ``(N, C, H, W)`` float in [0, 1].
             targets: ``(N, C, H, W)`` 0/1.
+            masks: ``(N, C, H, W)`` 0/1 predicted masks, e.g. post-processed
+                (``Utilities.Postprocess``); by default the probabilities at ``threshold``.
         """
         probabilities, targets = probabilities.detach().float().cpu(), targets.detach().long().cpu()
-        tp, fp, fn, tn = smp.metrics.get_stats(probabilities, targets, mode="multilabel", threshold=self.threshold)
+        if masks is None:
+            tp, fp, fn, tn = smp.metrics.get_stats(probabilities, targets, mode="multilabel", threshold=self.threshold)
+        else:
+            tp, fp, fn, tn = smp.metrics.get_stats(masks.detach().long().cpu(), targets, mode="multilabel")
         self.counts.append(torch.stack([tp, fp, fn, tn], dim=-1))
         bins = (probabilities * (AP_BINS - 1)).round().long().clamp(0, AP_BINS - 1)
         channel = torch.arange(len(self.classes)).view(1, -1, *[1] * (bins.dim() - 2))
@@ -111,12 +119,15 @@ class Meter:
         recall = smp.metrics.recall(*class_stats, zero_division=1.0)
         predicted_any, true_any = (tp + fp) > 0, (tp + fn) > 0
         detection = (predicted_any == true_any).float().mean(0)
+        image_precision, image_recall = _image_precision_recall(predicted_any, true_any)
         ap = [self.average_precision(c) for c in range(len(self.classes))]
         for c, name in enumerate(self.classes):
             scores[f"precision_{name}"] = float(precision[c])
             scores[f"recall_{name}"] = float(recall[c])
             scores[f"ap_{name}"] = ap[c]
             scores[f"detection_{name}"] = float(detection[c])
+            scores[f"image_precision_{name}"] = float(image_precision[c])
+            scores[f"image_recall_{name}"] = float(image_recall[c])
         scores["mean_iou"] = float(class_iou.mean())
         scores["mean_dice"] = float(class_dice.mean())
         scores["precision"] = float(smp.metrics.precision(*all_stats, zero_division=1.0))
@@ -124,6 +135,8 @@ class Meter:
         scores["f1"] = float(smp.metrics.f1_score(*all_stats, zero_division=1.0))
         scores["ap"] = float(np.nanmean(ap)) if not np.isnan(ap).all() else float("nan")
         scores["detection"] = _mean(predicted_any.any(1) == true_any.any(1))
+        scores["image_precision"], scores["image_recall"] = map(float, _image_precision_recall(
+            predicted_any.any(1), true_any.any(1)))
         predicted_area, true_area = tp + fp, tp + fn
         right = (predicted_area.argmax(1) == true_area.argmax(1)) & (predicted_area.sum(1) > 0)
         scores["class_accuracy"] = _mean(right[has_defect])
@@ -160,6 +173,13 @@ class Meter:
             **{column: scores[column] for column in TABLE_COLUMNS if column not in ("iou", "dice")},
         }
         return pd.DataFrame.from_dict(rows, orient="index").rename_axis("class")
+
+
+def _image_precision_recall(predicted: torch.Tensor, true: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Precision and recall of the image-level "defective" decisions ``predicted`` against ``true`` (bool,
+    images along dimension 0)."""
+    stats = [(predicted & true).sum(0), (predicted & ~true).sum(0), (~predicted & true).sum(0), (~predicted & ~true).sum(0)]
+    return smp.metrics.precision(*stats, zero_division=1.0), smp.metrics.recall(*stats, zero_division=1.0)
 
 
 def _mean(values: torch.Tensor) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import typing
 from dataclasses import fields
 from pathlib import Path
 
@@ -25,21 +26,18 @@ from Utilities.Distributed import init_from_environment, is_main_process  # noqa
 from Utilities.Resnet_Unet import model_for  # noqa: E402
 from Utilities.Trainer import fit  # noqa: E402
 
-OPTIONS = ("data_format", "data_root", "classes", "binary", "full_resolution", "defect_fraction", "output_prior", "split_file",
-           "arch", "encoder", "encoder_weights", "image_size", "epochs", "batch_size", "lr", "weight_decay",
-           "optimizer", "loss", "precision", "monitor", "seed", "num_workers", "max_train_images", "max_val_images",
-           "run_name")
 
-
-def _option_type(annotation: str):
-    """An argparse type for a ``TrainConfig`` field from its annotation; ``none`` for an optional one's ``None``."""
-    if annotation == "bool":
-        return _boolean
-    if annotation.startswith("tuple"):
-        kind = lambda text: tuple(name.strip() for name in text.split(","))  # noqa: E731
+def _option_type(hint):
+    """An argparse type for a ``TrainConfig`` field of type ``hint``; ``none`` gives an optional field's ``None``."""
+    kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
+    kind = kinds[0]
+    if kind is bool:
+        parse = _boolean
+    elif typing.get_origin(kind) is tuple:
+        parse = lambda text: tuple(name.strip() for name in text.split(","))  # noqa: E731
     else:
-        kind = int if "int" in annotation else float if "float" in annotation else str
-    return (lambda text: None if text.lower() == "none" else kind(text)) if "None" in annotation else kind
+        parse = kind
+    return (lambda text: None if text.lower() == "none" else parse(text)) if type(None) in typing.get_args(hint) else parse
 
 
 def _boolean(text: str) -> bool:
@@ -53,14 +51,15 @@ def parse_config() -> tuple[TrainConfig, Path | None]:
     parser.add_argument("--root", type=Path, default=Path("."), help="project folder holding IMAGES/ (default: .)")
     parser.add_argument("--resume", type=Path, help="a Models/<run>_last.pth to continue")
     defaults = {f.name: f.default for f in fields(TrainConfig)}  # classes: None, the format's own
-    types = {f.name: f.type for f in fields(TrainConfig)}
-    for name in OPTIONS:
+    types = typing.get_type_hints(TrainConfig)
+    options = TrainConfig.settings("option")
+    for name in options:
         default = defaults[name]
         shown = "the data format's own" if name == "classes" else default
-        parser.add_argument(f"--{name.replace('_', '-')}", type=_option_type(str(types[name])), default=default,
+        parser.add_argument(f"--{name.replace('_', '-')}", type=_option_type(types[name]), default=default,
                             help=f"default: {shown}")
     args = parser.parse_args()
-    config = TrainConfig(root=args.root, **{name: getattr(args, name) for name in OPTIONS})
+    config = TrainConfig(root=args.root, **{name: getattr(args, name) for name in options})
     return config, args.resume
 
 

@@ -26,9 +26,10 @@ def checkpoint(tmp_path):
     return path
 
 
-def test_label_map_picks_the_most_probable_class_above_threshold():
-    probs = np.array([[[0.9, 0.2]], [[0.6, 0.3]]], dtype=np.float32)  # (C=2, H=1, W=2)
-    np.testing.assert_array_equal(label_map(probs, 0.5), [[1, 0]])
+def test_label_map_picks_the_most_probable_of_the_classes_predicted():
+    probs = np.array([[[0.9, 0.2, 0.9]], [[0.6, 0.3, 0.6]]], dtype=np.float32)  # (C=2, H=1, W=3)
+    masks = np.array([[[1, 0, 0]], [[1, 0, 1]]], dtype=np.uint8)  # at the last pixel post-processing kept class 2 only
+    np.testing.assert_array_equal(label_map(masks, probs), [[1, 0, 2]])
 
 
 @pytest.mark.parametrize("arch", ["Unet", "FPN"])  # FPN as a whole cannot be traced by torch.fx

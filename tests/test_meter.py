@@ -36,7 +36,8 @@ def test_scores_match_hand_computation():
     assert s["detection_a"] == 1.0 and s["detection_b"] == 0.5 and s["detection"] == 1.0
     table = meter.table()
     assert list(table.index) == ["a", "b", "overall"]
-    assert list(table.columns) == ["iou", "dice", "f1", "ap", "precision", "recall", "detection"]
+    assert list(table.columns) == ["iou", "dice", "f1", "ap", "precision", "recall", "detection", "image_precision",
+                                   "image_recall"]
     assert math.isclose(table.loc["overall", "iou"], 1 / 3, abs_tol=1e-6) and math.isclose(table.loc["a", "f1"], 2 / 3, abs_tol=1e-6)
 
 
@@ -83,3 +84,18 @@ def test_threshold_is_applied():
     strict = Meter(("a", "b"), threshold=0.7)
     strict.update(probs, truth)
     assert strict.compute()["dice"] == 0.0
+
+
+def test_image_level_precision_and_recall():
+    # four images, one channel of one pixel: truth defective, defective, free, free; predicted yes, no, yes, no
+    truth = torch.tensor([1, 1, 0, 0], dtype=torch.float32).reshape(4, 1, 1, 1)
+    probs = torch.tensor([0.9, 0.1, 0.8, 0.2]).reshape(4, 1, 1, 1)
+    meter = Meter(("a",))
+    meter.update(probs, truth)
+    scores = meter.compute()
+    assert scores["image_precision_a"] == 0.5 and scores["image_recall_a"] == 0.5 and scores["detection_a"] == 0.5
+    assert scores["image_precision"] == 0.5 and scores["image_recall"] == 0.5
+    masks = torch.tensor([1, 1, 0, 0]).reshape(4, 1, 1, 1)  # post-processed masks replace the threshold
+    meter = Meter(("a",))
+    meter.update(probs, truth, masks)
+    assert meter.compute()["image_precision"] == 1.0 and meter.compute()["image_recall"] == 1.0

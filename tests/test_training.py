@@ -8,7 +8,7 @@ from Utilities.Checkpoint import load_checkpoint, read_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import make_loaders
 from Utilities.Resnet_Unet import build_model
-from Utilities.Trainer import fit
+from Utilities.Trainer import LOSSES, fit
 from Utilities.Validation_split import all_image_names, make_split
 
 
@@ -134,7 +134,7 @@ def test_command_line_reads_the_data_set_spec(monkeypatch):
     assert parse_config()[0] == TrainConfig()
 
 
-@pytest.mark.parametrize("name", ["bce_dice", "focal_dice", "bce", "dice", "focal", "lovasz"])
+@pytest.mark.parametrize("name", list(LOSSES))
 def test_every_loss_falls_as_logits_approach_the_truth(name):
     from Utilities.Trainer import make_loss
 
@@ -188,3 +188,33 @@ def test_a_model_from_offline_imagenet_weights_predicts_with_their_preprocessing
     with torch.no_grad():
         expected = torch.sigmoid(loaded(((image.permute(2, 0, 1) / 255 - 0.5) / 0.5)[None]))[0]
     torch.testing.assert_close(torch.from_numpy(predictor.predict([image.numpy()])[0]), expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", TrainConfig.settings("option"))
+def test_every_option_reads_back_its_default_from_the_command_line(monkeypatch, name):
+    from Utilities.Train import parse_config
+
+    default = getattr(TrainConfig(), name) if name != "classes" else ("crazing", "inclusion")
+    text = ",".join(default) if isinstance(default, tuple) else str(default).lower() if isinstance(default, bool) else str(default)
+    monkeypatch.setattr("sys.argv", ["train", f"--{name.replace('_', '-')}", text])
+    assert getattr(parse_config()[0], name) == default
+
+
+@pytest.mark.parametrize("name", TrainConfig.settings("resume"))
+def test_resume_refuses_each_setting_that_must_match(name):
+    from Utilities.Checkpoint import check_resumable
+
+    saved = TrainConfig().to_dict()
+    check_resumable({"config": saved, "optimizer": {}}, dict(saved), "run_last.pth")
+    others = {"data_format": "magnetic_tile", "binary": True, "defect_fraction": 0.5, "optimizer": "adam", "loss": "dice"}
+    other = others.get(name, "another value")  # where a config checks the value, another valid one
+    with pytest.raises(ValueError, match=f"{name}: checkpoint|6 classes.*builds .* 1 classes"):  # binary: 1 channel
+        check_resumable({"config": saved, "optimizer": {}}, {**saved, name: other}, "run_last.pth")
+
+
+@pytest.mark.parametrize("setting,value,named", [("arch", "Unetz", "architecture"), ("encoder", "resnet35", "encoder"),
+                                                 ("loss", "bce_dicee", "loss"), ("optimizer", "sgdd", "optimizer"),
+                                                 ("monitor", "val_dice", "best checkpoint")])
+def test_an_unknown_registered_name_is_refused_when_the_config_is_built(setting, value, named):
+    with pytest.raises(KeyError, match=f"{named}.*known"):
+        TrainConfig(**{setting: value})

@@ -1,0 +1,153 @@
+"""From probabilities to masks: a threshold, then post-processing steps chosen on val and kept in the checkpoint.
+
+Each channel is thresholded, then every step of ``STEPS`` runs in order with
+that channel's value. A step is one registry entry, a function
+``(mask, probabilities, value) -> mask`` of one channel, and its grid of
+candidate values for ``choose_postprocessing``:
+
+- ``min_area``: drop blobs (8-connected) of fewer pixels, the speckle a
+  texture leaves;
+- ``min_peak``: the image-level decision: keep a channel's mask only if the
+  channel's highest probability in the image reaches the value, so an image
+  judged free of that defect gets an empty mask (Severstal's leading
+  solutions put a classifier in front of the segmentation for this).
+
+An image counts as defective (``defect_present``) when any mask pixel is
+left. The values are chosen on validation images by ``choose_postprocessing``,
+per channel, for the best mean of the channel's pooled Dice and its
+image-level detection accuracy, and stored in the checkpoint
+(``Checkpoint.store_postprocessing``), which ``Predictor``, ``predict_folder``
+and the command line read.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+
+def drop_small_blobs(mask: np.ndarray, probabilities: np.ndarray, min_area: float) -> np.ndarray:
+    """``mask`` without its 8-connected blobs of fewer than ``min_area`` pixels."""
+    if min_area <= 1 or not mask.any():
+        return mask
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+    keep[0] = False  # the background
+    return keep[labels].astype(np.uint8)
+
+
+def gate_by_peak(mask: np.ndarray, probabilities: np.ndarray, min_peak: float) -> np.ndarray:
+    """``mask``, or an empty one when no probability in the image reaches ``min_peak``."""
+    return mask if probabilities.max(initial=0.0) >= min_peak else np.zeros_like(mask)
+
+
+class Step(NamedTuple):
+    apply: Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+    neutral: float  # the value that changes nothing
+    grid: tuple[float, ...]  # candidates tried on val
+
+
+STEPS: dict[str, Step] = {
+    "min_area": Step(drop_small_blobs, 0, (0, 16, 32, 64, 128, 256, 512)),
+    "min_peak": Step(gate_by_peak, 0.0, (0.0, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998)),
+}
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass(frozen=True)
+class PostProcessing:
+    """Per-channel threshold and step values; ``neutral(channels, t)`` is a plain threshold ``t``."""
+
+    threshold: tuple[float, ...]
+    steps: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        unknown = set(self.steps) - set(STEPS)
+        if unknown:
+            raise KeyError(f"unknown post-processing steps {sorted(unknown)}; known: {', '.join(STEPS)}")
+        wrong = {name: len(values) for name, values in self.steps.items() if len(values) != len(self.threshold)}
+        if wrong:
+            raise ValueError(f"need one value per channel ({len(self.threshold)}), got {wrong}")
+
+    @classmethod
+    def neutral(cls, channels: int, threshold: float) -> PostProcessing:
+        return cls((threshold,) * channels)
+
+    def with_threshold(self, threshold: float) -> PostProcessing:
+        """The same steps after ``threshold`` for every channel."""
+        return PostProcessing((threshold,) * len(self.threshold), self.steps)
+
+    def channel_mask(self, probabilities: np.ndarray, channel: int) -> np.ndarray:
+        """``(H, W)`` uint8 mask of one channel's ``(H, W)`` probabilities."""
+        mask = (probabilities >= self.threshold[channel]).astype(np.uint8)
+        for name, values in self.steps.items():
+            mask = STEPS[name].apply(mask, probabilities, values[channel])
+        return mask
+
+    def masks(self, probabilities: np.ndarray) -> np.ndarray:
+        """``(C, H, W)`` uint8 masks of ``(C, H, W)`` probabilities."""
+        return np.stack([self.channel_mask(p, c) for c, p in enumerate(probabilities)])
+
+    def to_dict(self) -> dict:
+        return {"threshold": list(self.threshold), "steps": {k: list(v) for k, v in self.steps.items()}}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> PostProcessing:
+        return cls(tuple(values["threshold"]), {k: tuple(v) for k, v in values.get("steps", {}).items()})
+
+    def describe(self, channels: tuple[str, ...]) -> pd.DataFrame:
+        """One row per channel: its threshold and step values."""
+        table = {"threshold": self.threshold, **self.steps}
+        return pd.DataFrame(table, index=pd.Index(channels, name="channel"))
+
+
+def defect_present(masks: np.ndarray) -> bool:
+    """The image-level decision: is any pixel of any channel left in the post-processed masks?"""
+    return bool(masks.any())
+
+
+def choose_postprocessing(
+    predictions: list[tuple[np.ndarray, np.ndarray]], channels: tuple[str, ...]
+) -> tuple[PostProcessing, pd.DataFrame]:
+    """The threshold and step values with the best val score, per channel, tried on every combination of the grids.
+
+    Args:
+        predictions: ``(probabilities, truth)`` per validation image, both ``(C, H, W)``.
+
+    Returns:
+        The chosen ``PostProcessing`` and every candidate's scores: one row per
+        channel and combination with pooled ``dice``, ``detection`` (image-level
+        accuracy) and ``score``, their mean, which picks the winner.
+    """
+    rows = []
+    for channel, name in enumerate(channels):
+        combinations = list(itertools.product(THRESHOLDS, *(step.grid for step in STEPS.values())))
+        for threshold, *values in tqdm(combinations, desc=f"post-processing for {name}", unit="candidate"):
+            candidate = PostProcessing((threshold,), {step: (value,) for step, value in zip(STEPS, values)})
+            rows.append({"channel": name, "threshold": threshold, **dict(zip(STEPS, values)),
+                         **_score(candidate, [(p[channel], t[channel]) for p, t in predictions])})
+    table = pd.DataFrame(rows)
+    best = table.loc[table.groupby("channel", sort=False)["score"].idxmax()].set_index("channel").loc[list(channels)]
+    chosen = PostProcessing(tuple(best["threshold"]), {step: tuple(best[step]) for step in STEPS})
+    return chosen, table
+
+
+def _score(candidate: PostProcessing, predictions: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Pooled Dice and image-level detection accuracy of one channel's candidate."""
+    overlap = predicted = true = right = 0
+    for probabilities, truth in predictions:
+        mask, truth = candidate.channel_mask(probabilities, 0) > 0, truth > 0
+        overlap += int(np.count_nonzero(mask & truth))
+        predicted += int(np.count_nonzero(mask))
+        true += int(np.count_nonzero(truth))
+        right += bool(mask.any()) == bool(truth.any())
+    dice = 2 * overlap / (predicted + true) if predicted + true else 1.0
+    detection = right / len(predictions)
+    return {"dice": dice, "detection": detection, "score": (dice + detection) / 2}

@@ -1,0 +1,159 @@
+"""Rows of ``make bench`` for the default pretrained model: its speed, where a training step's time goes, and
+minutes to a good model.
+
+- training and inference img/s of ``TrainConfig()``'s model at its own size,
+  the project's way (bf16 autocast, channels-last, depthwise convolutions in
+  float32; BatchNorm folded and bf16 weights for inference) against the same
+  model in plain float32 eager;
+- the training step's time per layer type (``torch.profiler``, self CPU time
+  of each operator, depthwise convolutions told apart by their weight's shape);
+- time to quality: training minutes until a run's val Dice first reaches
+  ``QUALITY``, read from the histories that training writes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from Utilities.Config import TrainConfig
+from Utilities.Hardware import autocast, autocast_dtype, prepare_for_training
+from Utilities.Inference import optimise_for_inference
+from Utilities.Resnet_Unet import model_for
+from Utilities.Trainer import make_loss, make_optimizer
+
+CPU = torch.device("cpu")
+BATCH, STEPS, WARMUP = 8, 12, 3
+QUALITY = 0.80  # NEU-DET val Dice
+
+
+def _batch(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(BATCH, 3, config.image_size, config.image_size, generator=generator)
+    masks = (torch.rand(BATCH, len(config.channels), config.image_size, config.image_size, generator=generator) > 0.9)
+    return images.contiguous(memory_format=torch.channels_last), masks.float()
+
+
+def _training_step(config: TrainConfig, project_way: bool):
+    """A function running one training step of the default model, the project's way or in plain float32 eager."""
+    model, _ = model_for(config)
+    dtype = autocast_dtype(CPU) if project_way else None
+    model = prepare_for_training(model, CPU, dtype) if project_way else model
+    model.train()
+    loss_fn = make_loss(config.loss)
+    optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
+    images, masks = _batch(config)
+    if not project_way:
+        images = images.contiguous()
+
+    def step():
+        with torch.profiler.record_function("forward"), autocast(CPU, dtype):
+            loss = loss_fn(model(images).float(), masks)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.profiler.record_function("backward"):
+            loss.backward()
+        with torch.profiler.record_function("optimiser"):
+            optimizer.step()
+
+    return step
+
+
+def _images_per_second(function, rounds: int = STEPS, warmup: int = WARMUP) -> float:
+    for _ in range(warmup):
+        function()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        function()
+    return BATCH * rounds / (time.perf_counter() - started)
+
+
+def _inference(config: TrainConfig, project_way: bool):
+    model, _ = model_for(config)
+    images, _ = _batch(config)
+    if project_way:
+        dtype = autocast_dtype(CPU)
+        model = optimise_for_inference(model.eval(), CPU, dtype)
+        images = images.to(next(model.parameters()).dtype)
+    else:
+        model, images, dtype = model.eval(), images.contiguous(), None
+
+    @torch.inference_mode()
+    def predict():
+        with autocast(CPU, dtype):
+            model(images)
+
+    return predict
+
+
+def speed_rows(config: TrainConfig | None = None) -> list[tuple[str, float, str]]:
+    """Training and inference img/s of the default model, the project's way and in plain float32."""
+    config = config or TrainConfig()
+    name = f"default {config.arch}/{config.encoder}, {config.image_size} px, batch {BATCH}"
+    train = {way: _images_per_second(_training_step(config, way)) for way in (False, True)}
+    infer = {way: _images_per_second(_inference(config, way), rounds=3 * STEPS) for way in (False, True)}
+    return [
+        (f"training, {name}, plain float32 eager", train[False], "img/s"),
+        (f"training, {name}, default", train[True], "img/s"),
+        (f"inference, {name}, plain float32 eager", infer[False], "img/s"),
+        (f"inference, {name}, default", infer[True], "img/s"),
+        ("default model: training speed-up over its plain float32", train[True] / train[False], "x"),
+        ("default model: inference speed-up over its plain float32", infer[True] / infer[False], "x"),
+    ]
+
+
+def layer_type(name: str, shapes: list) -> str:
+    """The category of one profiled operator: what the breakdown adds its time to."""
+    lowered = name.lower()
+    if "adam" in lowered or "foreach" in lowered:
+        return "optimiser"
+    if "norm" in lowered:
+        return "normalisation"
+    if "convolution_backward" in lowered:
+        weight = shapes[2] if len(shapes) > 2 else []
+        return "depthwise convolution backward" if len(weight) == 4 and weight[1] == 1 else "other convolution backward"
+    if "conv" in lowered:
+        return "convolution forward"
+    if "backward" in lowered:
+        return "other backward"
+    return "other"
+
+
+def step_breakdown_rows(config: TrainConfig | None = None, steps: int = 3) -> list[tuple[str, float, str]]:
+    """Milliseconds per training step of the default model, the project's way, by layer type."""
+    config = config or TrainConfig()
+    step = _training_step(config, project_way=True)
+    for _ in range(WARMUP):
+        step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as profile:
+        for _ in range(steps):
+            step()
+    totals: dict[str, float] = {}
+    for event in profile.key_averages(group_by_input_shape=True):
+        if event.key in ("forward", "backward", "optimiser") or event.key.startswith("ProfilerStep"):
+            continue
+        category = layer_type(event.key, event.input_shapes)
+        totals[category] = totals.get(category, 0.0) + event.self_cpu_time_total / 1e3 / steps
+    whole = sum(totals.values())
+    return [(f"training step of the default model: {category} ({100 * ms / whole:.0f}%)", ms, "ms")
+            for category, ms in sorted(totals.items(), key=lambda item: -item[1])]
+
+
+def minutes_to_quality(history: Path, quality: float = QUALITY) -> float:
+    """Training minutes (summed epoch times, validation included) until val Dice first reaches ``quality``;
+    NaN when it never does."""
+    table = pd.read_csv(history)
+    reached = table.index[table["val_dice"] >= quality]
+    return float(table["seconds"].iloc[: reached[0] + 1].sum() / 60) if len(reached) else float("nan")
+
+
+def time_to_quality_rows(models: Path, runs: dict[str, str]) -> list[tuple[str, float, str]]:
+    """``minutes_to_quality`` of each named run whose history is in ``models`` (``{label: run_name}``)."""
+    rows = []
+    for label, run in runs.items():
+        history = models / f"{run}_history.csv"
+        if history.exists():
+            rows.append((f"time to NEU-DET val Dice {QUALITY:.2f}, {label} ({run})", minutes_to_quality(history), "min"))
+    return rows

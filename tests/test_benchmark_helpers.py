@@ -1,0 +1,25 @@
+"""The arithmetic of the benchmark's rows (the timings themselves are measured by `make bench`, not tested)."""
+
+import math
+
+import pandas as pd
+
+from benchmarks.default_model import layer_type, minutes_to_quality
+
+
+def test_minutes_to_quality_sums_epochs_until_val_dice_first_reaches_it(tmp_path):
+    history = tmp_path / "run_history.csv"
+    pd.DataFrame({"epoch": [1, 2, 3, 4], "val_dice": [0.5, 0.81, 0.79, 0.9], "seconds": [60, 90, 30, 30]}).to_csv(history)
+    assert minutes_to_quality(history, 0.80) == 2.5
+    assert math.isnan(minutes_to_quality(history, 0.95))
+
+
+def test_layer_types_tell_depthwise_backward_from_other_convolutions():
+    assert layer_type("aten::convolution_backward", [[8, 96, 64, 64], [8, 96, 64, 64], [96, 1, 3, 3]]) == \
+        "depthwise convolution backward"
+    assert layer_type("aten::convolution_backward", [[8, 96, 64, 64], [8, 32, 64, 64], [96, 32, 1, 1]]) == \
+        "other convolution backward"
+    assert layer_type("aten::mkldnn_convolution", []) == "convolution forward"
+    assert layer_type("aten::native_batch_norm_backward", []) == "normalisation"
+    assert layer_type("aten::_fused_adamw_", []) == "optimiser"
+    assert layer_type("aten::sigmoid_backward", []) == "other backward"
