@@ -67,6 +67,7 @@ class TrainConfig:
     lr: float = setting(1e-3, resume=True)
     weight_decay: float = setting(1e-4, resume=True)
     optimizer: str = setting("adamw", resume=True)
+    scheduler: str = setting("onecycle", resume=True)
     loss: str = setting("bce_dice", resume=True)
     precision: str = setting("auto")
     threshold: float = setting(0.5)
@@ -93,13 +94,13 @@ class TrainConfig:
                 raise ValueError(f"{name} must lie between 0 and 1 (exclusive), not {value}")
 
     def _check_registered_names(self) -> None:
-        """A ``KeyError`` listing the known names for an unknown architecture, encoder, loss, optimiser or monitor,
+        """A ``KeyError`` listing the known names for an unknown architecture, encoder, loss, optimiser, scheduler or monitor,
         now rather than at the first epoch."""
         from Utilities.Resnet_Unet import architectures, check_encoder
-        from Utilities.Trainer import LOSSES, OPTIMIZERS, check_monitor
+        from Utilities.Trainer import LOSSES, OPTIMIZERS, SCHEDULERS, check_monitor
 
         for kind, name, known in (("architecture", self.arch, architectures()), ("loss", self.loss, LOSSES),
-                                  ("optimizer", self.optimizer, OPTIMIZERS)):
+                                  ("optimizer", self.optimizer, OPTIMIZERS), ("scheduler", self.scheduler, SCHEDULERS)):
             if name not in known:
                 raise KeyError(f"unknown {kind} {name!r}; known: {', '.join(known)}")
         check_encoder(self.encoder)

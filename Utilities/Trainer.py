@@ -1,6 +1,6 @@
 """The training and validation loop.
 
-``fit`` trains with AdamW (or Adam) and a one-cycle learning-rate schedule,
+``fit`` trains with AdamW (or Adam) and a one-cycle learning-rate schedule (or another of ``SCHEDULERS``),
 keeps the best checkpoint by validation Dice and an atomically written "last"
 checkpoint to resume from, and returns the per-epoch history. On a CPU with
 bf16 instructions it trains in bfloat16 autocast with channels-last tensors;
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,33 @@ def evaluate(
     return scores
 
 
+SCHEDULERS = {  # stepped after every batch; ``steps`` is the whole run's number of batches
+    "onecycle": lambda optimizer, lr, steps: torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps),
+    "cosine": lambda optimizer, lr, steps: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps),
+    "constant": lambda optimizer, lr, steps: torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0),
+}
+
+
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, lr: float, steps: int):
+    if name not in SCHEDULERS:
+        raise KeyError(f"unknown scheduler {name!r}; known: {', '.join(SCHEDULERS)}")
+    return SCHEDULERS[name](optimizer, lr, max(steps, 1))
+
+
+@dataclass
+class _Run:
+    """What a training run carries from epoch to epoch."""
+
+    model: torch.nn.Module
+    loss_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    dtype: torch.dtype | None
+    history: list[dict] = field(default_factory=list)
+
+
 def fit(
     model: torch.nn.Module,
     train_loader,
@@ -193,75 +221,78 @@ def fit(
     Returns:
         One row per epoch: losses, validation scores, learning rate, seconds, img/s.
     """
+    run = _start(model, config, len(train_loader), device, resume)
+    epoch = len(run.history)
+    try:
+        for epoch in range(len(run.history), config.epochs):
+            row = _train_and_validate(run, config, epoch, train_loader, val_loader)
+            run.history.append(row)
+            if is_main_process():
+                _keep(run, config, encoder_weights_used, row)
+    except KeyboardInterrupt:
+        last = config.models_dir / f"{config.run_name}_last.pth"
+        saved = f"epoch {len(run.history)} is saved in {last}" if run.history else "no epoch had finished"
+        tqdm.write(f"interrupted in epoch {epoch + 1}; {saved}")
+    return pd.DataFrame(run.history)
+
+
+def _start(model, config: TrainConfig, batches_per_epoch: int, device, resume) -> _Run:
+    """The model on its device and precision, its loss, optimiser, schedule and scaler; restored from ``resume``."""
+    check_monitor(config.monitor, config.channels)  # before any training, also for a config changed after it was built
     device = device or init_from_environment() or default_device()
     dtype = autocast_dtype(device, config.precision)
     seed_everything(config.seed)
     model = prepare_for_training(model, device, dtype)
-    if resume is not None:
-        state = read_checkpoint(resume)
+    state = read_checkpoint(resume) if resume is not None else None
+    if state is not None:
         check_resumable(state, config.to_dict(), resume)
         model.load_state_dict(state["state_dict"])
     if world_size() > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    loss_fn = make_loss(config.loss)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=max(len(train_loader), 1)
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    models_dir = Path(config.models_dir)
-    best_path = models_dir / f"{config.run_name}_best.pth"
-    last_path = models_dir / f"{config.run_name}_last.pth"
-    history_path = models_dir / f"{config.run_name}_history.csv"
+    run = _Run(model, make_loss(config.loss), optimizer,
+               make_scheduler(config.scheduler, optimizer, config.lr, config.epochs * batches_per_epoch),
+               torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), device, dtype)
+    if state is not None:
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+        run.scaler.load_state_dict(state["scaler"])
+        run.history = state["history"]
+    return run
 
-    history: list[dict] = []
-    start_epoch = 0
-    if resume is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        history = state["history"]
-        start_epoch = len(history)
-    monitor = f"val_{check_monitor(config.monitor, config.channels)}"
-    best_score = max((row[monitor] for row in history if not math.isnan(row[monitor])), default=-1.0)
 
-    epoch = start_epoch
-    try:
-        for epoch in range(start_epoch, config.epochs):
-            _seed_epoch(config.seed, epoch, train_loader)
-            started = time.perf_counter()
-            lr = optimizer.param_groups[0]["lr"]
-            train_loss = train_one_epoch(
-                model, loss_fn, optimizer, scheduler, train_loader, device, dtype, scaler,
-                description=f"epoch {epoch + 1}/{config.epochs}",
-            )
-            train_seconds = time.perf_counter() - started
-            scores = evaluate(model, val_loader, device, config.channels, config.threshold, dtype, loss_fn)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                "val_loss": scores.pop("loss"),
-                **{f"val_{k}": v for k, v in scores.items()},
-                "lr": lr,
-                "seconds": time.perf_counter() - started,
-                "train_img_per_s": len(train_loader.dataset) / train_seconds,
-            }
-            history.append(row)
-            if not is_main_process():
-                continue
-            if row[monitor] > best_score:  # NaN (e.g. AP without defects in val) never is
-                best_score = row[monitor]
-                save_checkpoint(best_path, model, config, row, encoder_weights_used, epoch=epoch + 1)
-            _save_last(last_path, model, optimizer, scheduler, scaler, config, history, encoder_weights_used)
-            pd.DataFrame(history).to_csv(history_path, index=False)
-            tqdm.write(
-                f"epoch {row['epoch']:>3}  train_loss {train_loss:.4f}  val_loss {row['val_loss']:.4f}  "
-                f"val_dice {row['val_dice']:.4f}  val_iou {row['val_iou']:.4f}  {row['seconds']:.0f}s"
-            )
-    except KeyboardInterrupt:
-        saved = f"epoch {len(history)} is saved in {last_path}" if history else "no epoch had finished"
-        tqdm.write(f"interrupted in epoch {epoch + 1}; {saved}")
-    return pd.DataFrame(history)
+def _train_and_validate(run: _Run, config: TrainConfig, epoch: int, train_loader, val_loader) -> dict:
+    """One epoch of training, then the validation scores: the history's row for ``epoch``."""
+    _seed_epoch(config.seed, epoch, train_loader)
+    started = time.perf_counter()
+    lr = run.optimizer.param_groups[0]["lr"]
+    train_loss = train_one_epoch(run.model, run.loss_fn, run.optimizer, run.scheduler, train_loader, run.device,
+                                 run.dtype, run.scaler, description=f"epoch {epoch + 1}/{config.epochs}")
+    train_seconds = time.perf_counter() - started
+    scores = evaluate(run.model, val_loader, run.device, config.channels, config.threshold, run.dtype, run.loss_fn)
+    return {
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "val_loss": scores.pop("loss"),
+        **{f"val_{k}": v for k, v in scores.items()},
+        "lr": lr,
+        "seconds": time.perf_counter() - started,
+        "train_img_per_s": len(train_loader.dataset) / train_seconds,
+    }
+
+
+def _keep(run: _Run, config: TrainConfig, encoder_weights_used, row: dict) -> None:
+    """The best checkpoint when ``row`` beats every earlier epoch, the last checkpoint and the history CSV."""
+    models, monitor = Path(config.models_dir), f"val_{check_monitor(config.monitor, config.channels)}"
+    earlier = [r[monitor] for r in run.history[:-1] if not math.isnan(r[monitor])]
+    if row[monitor] > max(earlier, default=-1.0):  # NaN (e.g. AP without defects in val) never is
+        save_checkpoint(models / f"{config.run_name}_best.pth", run.model, config, row, encoder_weights_used,
+                        epoch=row["epoch"])
+    _save_last(models / f"{config.run_name}_last.pth", run.model, run.optimizer, run.scheduler, run.scaler, config,
+               run.history, encoder_weights_used)
+    pd.DataFrame(run.history).to_csv(models / f"{config.run_name}_history.csv", index=False)
+    tqdm.write(f"epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
+               f"val_dice {row['val_dice']:.4f}  val_iou {row['val_iou']:.4f}  {row['seconds']:.0f}s")
 
 
 def _save_last(path, model, optimizer, scheduler, scaler, config, history, encoder_weights_used) -> None:

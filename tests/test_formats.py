@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
+from conftest import make_neu_like
 
-from Utilities.Formats import open_source, read_severstal_csv, write_severstal_submission
+from Utilities.Formats import FORMATS, open_source, read_severstal_csv, write_severstal_submission
 from Utilities.Rle import mask_to_rle
 from Utilities.Validate_data import DataError
 
@@ -292,13 +293,17 @@ def make_wide_severstal(root):
 
 
 FORMAT_CASES = {
-    "voc": (lambda root: __import__("conftest").make_neu_like(root), None, {}),
+    "voc": (make_neu_like, None, {}),
     "folders": (make_folders, ("pit", "scratch"), {}),
     "magnetic_tile": (make_magnetic_tile, ("Blowhole", "Crack"),
                       {"binary": True, "full_resolution": True, "defect_fraction": 0.5, "monitor": "mean_dice"}),
     "crackforest": (make_crackforest, None, {}),
     "severstal": (make_wide_severstal, None, {"full_resolution": True}),
 }
+
+
+def test_every_registered_format_has_a_case_below():
+    assert set(FORMAT_CASES) == set(FORMATS), "add a tiny data set maker for the new format to FORMAT_CASES"
 
 
 @pytest.mark.parametrize("data_format", list(FORMAT_CASES))

@@ -8,7 +8,7 @@ from Utilities.Checkpoint import load_checkpoint, read_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import make_loaders
 from Utilities.Resnet_Unet import build_model
-from Utilities.Trainer import LOSSES, fit
+from Utilities.Trainer import LOSSES, SCHEDULERS, fit
 from Utilities.Validation_split import all_image_names, make_split
 
 
@@ -214,7 +214,22 @@ def test_resume_refuses_each_setting_that_must_match(name):
 
 @pytest.mark.parametrize("setting,value,named", [("arch", "Unetz", "architecture"), ("encoder", "resnet35", "encoder"),
                                                  ("loss", "bce_dicee", "loss"), ("optimizer", "sgdd", "optimizer"),
+                                                 ("scheduler", "cosinee", "scheduler"),
                                                  ("monitor", "val_dice", "best checkpoint")])
 def test_an_unknown_registered_name_is_refused_when_the_config_is_built(setting, value, named):
     with pytest.raises(KeyError, match=f"{named}.*known"):
         TrainConfig(**{setting: value})
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_every_scheduler_lasts_the_whole_run_and_stays_at_or_under_the_rate(name):
+    from Utilities.Trainer import make_scheduler
+
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler = make_scheduler(name, optimizer, 1e-3, steps=12)
+    rates = []
+    for _ in range(12):
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert all(0 <= rate <= 1e-3 * (1 + 1e-6) for rate in rates)
