@@ -44,6 +44,10 @@ class TrainConfig:
     validation score that picks the best checkpoint. ``output_prior`` starts
     every pixel's predicted probability at that value (for tiny defects, about
     their share of the pixels; see ``Resnet_Unet.set_output_prior``).
+    ``image_head`` adds a classification head that predicts per class whether
+    the image holds that defect, trained beside the masks; post-processing can
+    then suppress the masks of images it judges free of a defect
+    (``Resnet_Unet.WithImageLogits``, ``Postprocess``).
     ``mean`` and ``std`` normalise the inputs; by default those the encoder
     weights were trained with (``Encoder_weights.normalisation``), so
     training, evaluation, prediction and ONNX export all use them.
@@ -58,6 +62,7 @@ class TrainConfig:
     defect_fraction: float | None = setting(None, resume=True)
     monitor: str = setting("dice")
     output_prior: float | None = setting(None)
+    image_head: bool = setting(False, resume=True)
     arch: str = setting("FPN")
     encoder: str = setting("tu-tf_efficientnet_lite2")
     encoder_weights: str | None = setting("imagenet")

@@ -41,8 +41,8 @@ def evaluate_source(
         The filled ``Meter``: ``.compute()`` for all scores, ``.table()`` for the tidy per-class table.
     """
     meter = Meter(predictor.classes, predictor.config.threshold if threshold is None else threshold)
-    for _, probabilities, truth in _predictions(predictor, source, names, batch_size, limit):
-        meter.update(probabilities, truth, None if threshold is not None else _masks(predictor, probabilities))
+    for _, probabilities, truth, image in _predictions(predictor, source, names, batch_size, limit):
+        meter.update(probabilities, truth, None if threshold is not None else _masks(predictor, probabilities, image))
     return meter
 
 
@@ -60,7 +60,7 @@ def evaluate_cracks(
     if len(predictor.classes) != 1:
         raise ValueError(f"crack scores need a one-channel model, not {list(predictor.classes)}")
     meter = CrackMeter(tolerance, thresholds)
-    for _, probabilities, truth in _predictions(predictor, source, names, 16, None):
+    for _, probabilities, truth, _ in _predictions(predictor, source, names, 16, None):
         meter.update(probabilities[0, 0].numpy(), truth[0, 0].numpy())
     return meter
 
@@ -77,8 +77,8 @@ def evaluate_by_label(
         one channel, ``<column>_<channel>`` for several), plus ``images``.
     """
     meters: dict[str, Meter] = {}
-    for sample, probabilities, truth in _predictions(predictor, source, names, batch_size, None):
-        masks = _masks(predictor, probabilities)
+    for sample, probabilities, truth, image in _predictions(predictor, source, names, batch_size, None):
+        masks = _masks(predictor, probabilities, image)
         for key in (sample.label, "all"):
             meters.setdefault(key, Meter(predictor.classes)).update(probabilities, truth, masks)
     rows = {}
@@ -89,21 +89,22 @@ def evaluate_by_label(
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("label")
 
 
-def _masks(predictor: Predictor, probabilities: torch.Tensor) -> torch.Tensor:
-    """``(1, C, H, W)`` post-processed masks of one image's ``(1, C, H, W)`` probabilities."""
-    return torch.from_numpy(predictor.masks(probabilities[0].numpy()))[None]
+def _masks(predictor: Predictor, probabilities: torch.Tensor, image: np.ndarray) -> torch.Tensor:
+    """``(1, C, H, W)`` post-processed masks of one image's ``(1, C, H, W)`` probabilities and ``(C,)`` image ones."""
+    return torch.from_numpy(predictor.masks(probabilities[0].numpy(), image))[None]
 
 
 def choose_postprocessing_on(predictor: Predictor, source: DataSource, names: list[str]) -> tuple[PostProcessing, pd.DataFrame]:
     """``Postprocess.choose_postprocessing`` on the named (validation) samples; keep the result with
     ``Checkpoint.store_postprocessing``. Holds the probabilities of all of them in memory (float16)."""
-    predictions = [(probabilities[0].numpy().astype(np.float16), truth[0].numpy().astype(np.uint8))
-                   for _, probabilities, truth in _predictions(predictor, source, names, 16, None)]
+    predictions = [(probabilities[0].numpy().astype(np.float16), truth[0].numpy().astype(np.uint8), image)
+                   for _, probabilities, truth, image in _predictions(predictor, source, names, 16, None)]
     return choose_postprocessing(predictions, predictor.classes)
 
 
 def _predictions(predictor: Predictor, source: DataSource, names, batch_size: int, limit: int | None):
-    """``(sample, probabilities (1, C, H, W), truth (1, C, H, W))`` for each sample, predicted in batches."""
+    """``(sample, probabilities (1, C, H, W), truth (1, C, H, W), image probabilities (C,))`` for each sample,
+    predicted in batches."""
     if source.classes != predictor.classes:
         raise ValueError(f"the model predicts {list(predictor.classes)} but {source.root} gives {list(source.classes)}")
     samples = [source.sample(n) for n in names] if names is not None else source.samples()
@@ -112,9 +113,9 @@ def _predictions(predictor: Predictor, source: DataSource, names, batch_size: in
     for start in tqdm(range(0, len(samples), batch_size), desc="evaluating", unit="batch"):
         chunk = samples[start : start + batch_size]
         images = [read_image(s.image) for s in chunk]
-        for sample, image, probs in zip(chunk, images, predictor.predict(images)):
-            truth = source.mask(sample, *image.shape[:2]).transpose(2, 0, 1)
-            yield sample, torch.from_numpy(probs)[None], torch.from_numpy(truth)[None]
+        for sample, picture, (probs, image) in zip(chunk, images, predictor.predict_with_image(images)):
+            truth = source.mask(sample, *picture.shape[:2]).transpose(2, 0, 1)
+            yield sample, torch.from_numpy(probs)[None], torch.from_numpy(truth)[None], image
 
 
 def evaluate_folder(

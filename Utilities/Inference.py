@@ -33,7 +33,7 @@ from Utilities.Data_Retriever_Seg import eval_transforms, read_image
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
 from Utilities.Plots import overlay
 from Utilities.Postprocess import PostProcessing, defect_present
-from Utilities.Resnet_Unet import pad_to_multiple, padded_forward
+from Utilities.Resnet_Unet import pad_to_multiple, padded_forward, split_image_logits
 from Utilities.Validate_data import IMAGE_SUFFIXES
 
 
@@ -173,13 +173,19 @@ class Predictor:
         Returns:
             One ``(C, H, W)`` float32 array per image.
         """
+        return [probabilities for probabilities, _ in self.predict_with_image(images)]
+
+    def predict_with_image(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``predict``'s probabilities with each image's ``(C,)`` probabilities of holding each class: from the
+        image head where the model has one (``TrainConfig.image_head``), else the highest pixel probability."""
         if self.config.full_resolution:
             return [self._predict_batch([image])[0] for image in images]
         return self._predict_batch(images)
 
-    def masks(self, probabilities: np.ndarray) -> np.ndarray:
-        """``(C, H, W)`` uint8 masks of one image's ``predict`` output, post-processed as the checkpoint says."""
-        return self.postprocessing.masks(probabilities)
+    def masks(self, probabilities: np.ndarray, image_probabilities: np.ndarray | None = None) -> np.ndarray:
+        """``(C, H, W)`` uint8 masks of one image's ``predict_with_image`` output, post-processed as the
+        checkpoint says."""
+        return self.postprocessing.masks(probabilities, image_probabilities)
 
     def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """Sigmoid of the logits for a normalised batch of any size, averaged over the flips of ``flip_tta``."""
@@ -191,7 +197,7 @@ class Predictor:
         return probabilities / len(self.flip_dims)
 
     @torch.inference_mode()
-    def _predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def _predict_batch(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         batch = self.preprocess(images).to(self.device, memory_format=torch.channels_last)
         if self.config.full_resolution and max(batch.shape[-2:]) > self.tile_size:
             from monai.inferers import sliding_window_inference  # imported only for large images: it takes a second
@@ -206,17 +212,18 @@ class Predictor:
             )[..., :height, :width]
         else:
             probabilities = self._probabilities(batch.to(self.input_dtype))
+        probabilities, image = split_image_logits(probabilities, len(self.classes))
+        image = (probabilities.amax(dim=(2, 3)) if image is None else image).cpu().numpy()
         if self.dominant_class_only:
             area = (probabilities >= self.config.threshold).sum(dim=(2, 3))
             keep = torch.nn.functional.one_hot(area.argmax(1), probabilities.shape[1]).to(probabilities.dtype)
             probabilities = probabilities * keep[:, :, None, None]
         if self.config.full_resolution:  # already at the image's size
-            return [prob.cpu().numpy() for prob in probabilities]
+            return [(prob.cpu().numpy(), image[k]) for k, prob in enumerate(probabilities)]
         return [
-            F.interpolate(prob[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0]
-            .cpu()
-            .numpy()
-            for prob, image in zip(probabilities, images)
+            (F.interpolate(prob[None], size=picture.shape[:2], mode="bilinear", align_corners=False)[0].cpu().numpy(),
+             image[k])
+            for k, (prob, picture) in enumerate(zip(probabilities, images))
         ]
 
 
@@ -274,8 +281,9 @@ def _previous_report(out: Path, overwrite: bool) -> dict[str, dict]:
     return {file: row for file, row in kept.items() if row["status"] == "ok"}
 
 
-def _predict_row(predictor: Predictor, path: Path, picture: np.ndarray, probabilities: np.ndarray, out: Path) -> dict:
-    masks = predictor.masks(probabilities)
+def _predict_row(predictor: Predictor, path: Path, picture: np.ndarray, probabilities: np.ndarray,
+                 image_probabilities: np.ndarray, out: Path) -> dict:
+    masks = predictor.masks(probabilities, image_probabilities)
     labels = label_map(masks, probabilities)
     one_hot = np.stack([labels == k + 1 for k in range(len(predictor.classes))])
     mask_path, overlay_path = output_paths(out, path)
@@ -327,8 +335,8 @@ def predict_folder(
                 tqdm.write(f"skipped {problem}")
                 new_rows.append({"file": str(path), "status": "failed", "reason": str(problem).removeprefix(f"{path}: ")})
         pictures = [picture for _, picture in batch]
-        for (path, picture), probabilities in zip(batch, predictor.predict(pictures) if pictures else []):
-            new_rows.append(_predict_row(predictor, path, picture, probabilities, out))
+        for (path, picture), (probabilities, image) in zip(batch, predictor.predict_with_image(pictures) if pictures else []):
+            new_rows.append(_predict_row(predictor, path, picture, probabilities, image, out))
         _append_rows(out / REPORT, new_rows, predictor.classes)
         rows |= {row["file"]: row for row in new_rows}
     report = pd.DataFrame([rows[str(p)] for p in files], columns=_report_columns(predictor.classes))

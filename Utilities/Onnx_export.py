@@ -118,7 +118,8 @@ def main() -> None:
     out = export_onnx(args.checkpoint, args.out or Path(args.checkpoint).with_suffix(".onnx"))
     config = onnx_config(out)
     print(f"wrote {out}: input 'images' (N, 3, {config.image_size}, {config.image_size}) normalised with "
-          f"mean {config.mean} and std {config.std}; output 'probabilities' (N, {len(config.channels)}, ...)")
+          f"mean {config.mean} and std {config.std}; output 'probabilities' (N, {len(config.channels)}, ...)"
+          + (f" followed by {len(config.channels)} maps holding the image head's probabilities" if config.image_head else ""))
 
 
 if __name__ == "__main__":

@@ -2,15 +2,17 @@
 
 Each channel is thresholded, then every step of ``STEPS`` runs in order with
 that channel's value. A step is one registry entry, a function
-``(mask, probabilities, value) -> mask`` of one channel, and its grid of
-candidate values for ``choose_postprocessing``:
+``(mask, probabilities, image_probability, value) -> mask`` of one channel,
+and its grid of candidate values for ``choose_postprocessing``:
 
 - ``min_area``: drop blobs (8-connected) of fewer pixels, the speckle a
   texture leaves;
-- ``min_peak``: the image-level decision: keep a channel's mask only if the
-  channel's highest probability in the image reaches the value, so an image
-  judged free of that defect gets an empty mask (Severstal's leading
-  solutions put a classifier in front of the segmentation for this).
+- ``min_image_probability``: the image-level decision: keep a channel's mask
+  only if the image's probability of holding that defect reaches the value,
+  so an image judged free of it gets an empty mask. The probability comes
+  from the model's image head where it has one (``TrainConfig.image_head``,
+  as Severstal's leading solutions put a classifier in front of the
+  segmentation), else it is the channel's highest pixel probability.
 
 An image counts as defective (``defect_present``) when any mask pixel is
 left. The values are chosen on validation images by ``choose_postprocessing``,
@@ -33,7 +35,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 
-def drop_small_blobs(mask: np.ndarray, probabilities: np.ndarray, min_area: float) -> np.ndarray:
+def drop_small_blobs(mask: np.ndarray, probabilities: np.ndarray, image_probability: float, min_area: float) -> np.ndarray:
     """``mask`` without its 8-connected blobs of fewer than ``min_area`` pixels."""
     if min_area <= 1 or not mask.any():
         return mask
@@ -43,20 +45,21 @@ def drop_small_blobs(mask: np.ndarray, probabilities: np.ndarray, min_area: floa
     return keep[labels].astype(np.uint8)
 
 
-def gate_by_peak(mask: np.ndarray, probabilities: np.ndarray, min_peak: float) -> np.ndarray:
-    """``mask``, or an empty one when no probability in the image reaches ``min_peak``."""
-    return mask if probabilities.max(initial=0.0) >= min_peak else np.zeros_like(mask)
+def gate_by_image_probability(mask: np.ndarray, probabilities: np.ndarray, image_probability: float,
+                              min_image_probability: float) -> np.ndarray:
+    """``mask``, or an empty one when the image's probability of holding the defect is under the value."""
+    return mask if image_probability >= min_image_probability else np.zeros_like(mask)
 
 
 class Step(NamedTuple):
-    apply: Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+    apply: Callable[[np.ndarray, np.ndarray, float, float], np.ndarray]
     neutral: float  # the value that changes nothing
     grid: tuple[float, ...]  # candidates tried on val
 
 
 STEPS: dict[str, Step] = {
     "min_area": Step(drop_small_blobs, 0, (0, 16, 32, 64, 128, 256, 512)),
-    "min_peak": Step(gate_by_peak, 0.0, (0.0, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998)),
+    "min_image_probability": Step(gate_by_image_probability, 0.0, (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)),
 }
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -84,16 +87,18 @@ class PostProcessing:
         """The same steps after ``threshold`` for every channel."""
         return PostProcessing((threshold,) * len(self.threshold), self.steps)
 
-    def channel_mask(self, probabilities: np.ndarray, channel: int) -> np.ndarray:
-        """``(H, W)`` uint8 mask of one channel's ``(H, W)`` probabilities."""
+    def channel_mask(self, probabilities: np.ndarray, channel: int, image_probability: float | None = None) -> np.ndarray:
+        """``(H, W)`` uint8 mask of one channel's ``(H, W)`` probabilities (image probability: their peak unless given)."""
+        image_probability = float(probabilities.max(initial=0.0)) if image_probability is None else image_probability
         mask = (probabilities >= self.threshold[channel]).astype(np.uint8)
         for name, values in self.steps.items():
-            mask = STEPS[name].apply(mask, probabilities, values[channel])
+            mask = STEPS[name].apply(mask, probabilities, image_probability, values[channel])
         return mask
 
-    def masks(self, probabilities: np.ndarray) -> np.ndarray:
-        """``(C, H, W)`` uint8 masks of ``(C, H, W)`` probabilities."""
-        return np.stack([self.channel_mask(p, c) for c, p in enumerate(probabilities)])
+    def masks(self, probabilities: np.ndarray, image_probabilities: np.ndarray | None = None) -> np.ndarray:
+        """``(C, H, W)`` uint8 masks of ``(C, H, W)`` probabilities and ``(C,)`` image probabilities (see above)."""
+        return np.stack([self.channel_mask(p, c, None if image_probabilities is None else float(image_probabilities[c]))
+                         for c, p in enumerate(probabilities)])
 
     def to_dict(self) -> dict:
         return {"threshold": list(self.threshold), "steps": {k: list(v) for k, v in self.steps.items()}}
@@ -114,12 +119,14 @@ def defect_present(masks: np.ndarray) -> bool:
 
 
 def choose_postprocessing(
-    predictions: list[tuple[np.ndarray, np.ndarray]], channels: tuple[str, ...]
+    predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], channels: tuple[str, ...]
 ) -> tuple[PostProcessing, pd.DataFrame]:
     """The threshold and step values with the best val score, per channel, tried on every combination of the grids.
 
     Args:
-        predictions: ``(probabilities, truth)`` per validation image, both ``(C, H, W)``.
+        predictions: ``(probabilities, truth, image probabilities)`` per
+            validation image: ``(C, H, W)``, ``(C, H, W)``, ``(C,)`` or ``None``
+            for a model without an image head.
 
     Returns:
         The chosen ``PostProcessing`` and every candidate's scores: one row per
@@ -132,18 +139,19 @@ def choose_postprocessing(
         for threshold, *values in tqdm(combinations, desc=f"post-processing for {name}", unit="candidate"):
             candidate = PostProcessing((threshold,), {step: (value,) for step, value in zip(STEPS, values)})
             rows.append({"channel": name, "threshold": threshold, **dict(zip(STEPS, values)),
-                         **_score(candidate, [(p[channel], t[channel]) for p, t in predictions])})
+                         **_score(candidate, [(p[channel], t[channel], None if i is None else float(i[channel]))
+                                              for p, t, i in predictions])})
     table = pd.DataFrame(rows)
     best = table.loc[table.groupby("channel", sort=False)["score"].idxmax()].set_index("channel").loc[list(channels)]
     chosen = PostProcessing(tuple(best["threshold"]), {step: tuple(best[step]) for step in STEPS})
     return chosen, table
 
 
-def _score(candidate: PostProcessing, predictions: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+def _score(candidate: PostProcessing, predictions: list[tuple[np.ndarray, np.ndarray, float | None]]) -> dict[str, float]:
     """Pooled Dice and image-level detection accuracy of one channel's candidate."""
     overlap = predicted = true = right = 0
-    for probabilities, truth in predictions:
-        mask, truth = candidate.channel_mask(probabilities, 0) > 0, truth > 0
+    for probabilities, truth, image_probability in predictions:
+        mask, truth = candidate.channel_mask(probabilities, 0, image_probability) > 0, truth > 0
         overlap += int(np.count_nonzero(mask & truth))
         predicted += int(np.count_nonzero(mask))
         true += int(np.count_nonzero(truth))

@@ -87,6 +87,7 @@ def build_model(
     encoder_weights: str | None = None,
     seed: int = 0,
     output_prior: float | None = None,
+    image_head: bool = False,
 ) -> tuple[torch.nn.Module, str | dict | None]:
     """Build a segmentation model that outputs one logit map per class.
 
@@ -101,6 +102,9 @@ def build_model(
             random state), so the same call builds the same model.
         output_prior: start every pixel's defect probability at this value
             (see ``set_output_prior``); ``None`` keeps smp's initialisation.
+        image_head: add a classification head on the encoder's deepest
+            features (smp's ``aux_params``) that predicts per class whether the
+            image holds that defect; see ``WithImageLogits``.
 
     Returns:
         The model and a description of the weights actually used, for the
@@ -111,11 +115,18 @@ def build_model(
     if arch not in archs:
         raise KeyError(f"unknown architecture {arch!r}; known: {', '.join(sorted(archs))}")
     check_encoder(encoder)
+    options = {"classes": classes, "aux_params": {"classes": classes, "dropout": 0.2} if image_head else None}
+    model, used = _build_with_weights(archs[arch], encoder, encoder_weights, seed, options)
+    model = set_output_prior(model, output_prior)
+    return (WithImageLogits(model) if image_head else model), used
 
+
+def _build_with_weights(architecture: type, encoder: str, encoder_weights, seed: int, options: dict):
+    """The model with its encoder weights from the offline package, a file, the hub's cache or the hub."""
     weights_file, used = None, None
     if has_offline_weights(encoder, encoder_weights):
-        model = _seeded(archs[arch], seed, encoder_name=encoder, encoder_weights=None, classes=classes)
-        return set_output_prior(model, output_prior), load_offline_imagenet(model, encoder)
+        model = _seeded(architecture, seed, encoder_name=encoder, encoder_weights=None, **options)
+        return model, load_offline_imagenet(model, encoder)
     if encoder_weights is not None and Path(str(encoder_weights)).suffix in (".safetensors", ".pth", ".pt"):
         weights_file, used = Path(encoder_weights), f"file:{Path(encoder_weights).name}"
     elif encoder_weights is not None:
@@ -123,8 +134,7 @@ def build_model(
         if cached:
             weights_file, used = Path(cached), encoder_weights
         elif _hub_reachable():
-            model = _seeded(archs[arch], seed, encoder_name=encoder, encoder_weights=encoder_weights, classes=classes)
-            return set_output_prior(model, output_prior), encoder_weights
+            return _seeded(architecture, seed, encoder_name=encoder, encoder_weights=encoder_weights, **options), encoder_weights
         else:
             warnings.warn(
                 f"{encoder_weights} weights for {encoder} are not in the local Hugging Face cache and the hub "
@@ -134,10 +144,41 @@ def build_model(
                 stacklevel=2,
             )
 
-    model = _seeded(archs[arch], seed, encoder_name=encoder, encoder_weights=None, classes=classes)
+    model = _seeded(architecture, seed, encoder_name=encoder, encoder_weights=None, **options)
     if weights_file is not None:
         load_encoder_weights(model, weights_file)
-    return set_output_prior(model, output_prior), used
+    return model, used
+
+
+class WithImageLogits(torch.nn.Module):
+    """An smp model with a classification head whose per-class image logits ride along as extra output channels.
+
+    The output is ``(N, 2C, H, W)``: C pixel logit maps, then C maps that
+    each hold the image's logit for "this image has class c" everywhere. So
+    every caller that handles logit maps (padding, windows, flips, autocast,
+    BatchNorm folding, ONNX) keeps working; ``split_image_logits`` takes them
+    apart. Severstal's leading solutions decided "defect present" with such a
+    classifier rather than from the mask.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        masks, labels = self.model(images)
+        return torch.cat([masks, labels[:, :, None, None].expand_as(masks).to(masks.dtype)], 1)
+
+
+def split_image_logits(outputs: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(pixel maps (N, C, H, W), image values (N, C) or None)`` of a model's ``(N, C or 2C, H, W)`` output.
+
+    Works on logits and on probabilities; the image values are each map's
+    maximum (windows of a large image may disagree; any confident one counts).
+    """
+    if outputs.shape[1] == channels:
+        return outputs, None
+    return outputs[:, :channels], outputs[:, channels:].amax(dim=(2, 3))
 
 
 def _seeded(architecture: type, seed: int, **options) -> torch.nn.Module:
@@ -166,7 +207,7 @@ def set_output_prior(model: torch.nn.Module, prior: float | None) -> torch.nn.Mo
 def model_for(config: TrainConfig) -> tuple[torch.nn.Module, str | None]:
     """``build_model`` for what a config describes: architecture, encoder, channels, weights, seed, output prior."""
     return build_model(config.arch, config.encoder, len(config.channels), config.encoder_weights, config.seed,
-                       config.output_prior)
+                       config.output_prior, config.image_head)
 
 
 def pad_to_multiple(images: torch.Tensor, multiple: int = 32) -> torch.Tensor:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import segmentation_models_pytorch as smp
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from Utilities.Checkpoint import check_resumable, read_checkpoint, save_checkpoint
@@ -26,7 +27,7 @@ from Utilities.Config import TrainConfig
 from Utilities.Distributed import init_from_environment, is_main_process, mean_over_processes, world_size
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_for_training
 from Utilities.Meter import Meter
-from Utilities.Resnet_Unet import padded_forward
+from Utilities.Resnet_Unet import padded_forward, split_image_logits
 
 
 class PixelPlusDiceLoss(torch.nn.Module):
@@ -57,10 +58,26 @@ LOSSES = {
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 
 
+class WithImageTerm(torch.nn.Module):
+    """``pixel_loss`` on the pixel logits; for a model with an image head (``Resnet_Unet.WithImageLogits``) plus
+    binary cross-entropy of its image logits against "this image (or crop) holds a pixel of the class"."""
+
+    def __init__(self, pixel_loss: torch.nn.Module):
+        super().__init__()
+        self.pixel = pixel_loss
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits, image_logits = split_image_logits(outputs, targets.shape[1])
+        loss = self.pixel(logits, targets)
+        if image_logits is None:
+            return loss
+        return loss + F.binary_cross_entropy_with_logits(image_logits, targets.amax(dim=(2, 3)))
+
+
 def make_loss(name: str) -> torch.nn.Module:
     if name not in LOSSES:
         raise KeyError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
-    return LOSSES[name]()
+    return WithImageTerm(LOSSES[name]())
 
 
 def make_optimizer(name: str, model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -161,7 +178,7 @@ def evaluate(
         if loss_fn is not None:
             total += loss_fn(logits, masks).item() * len(images)
             count += len(images)
-        meter.update(torch.sigmoid(logits), masks)
+        meter.update(torch.sigmoid(split_image_logits(logits, len(classes))[0]), masks)
         bar.update()
     bar.close()
     meter.merge_processes()

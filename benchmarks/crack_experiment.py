@@ -48,13 +48,8 @@ def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = Fal
 
 
 def main() -> None:
-    parser = experiment_parser(__doc__.split("\n\n")[0], seed=42)
-    parser.add_argument("--arch", default="Unet")
-    parser.add_argument("--encoder", default="tu-tf_efficientnet_lite0")
-    parser.add_argument("--image-size", type=int, default=256, help="training crop at native resolution")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--loss", default="bce_dice")
+    parser = experiment_parser(__doc__.split("\n\n")[0], seed=42, arch="Unet", encoder="tu-tf_efficientnet_lite0",
+                               image_size=256, epochs=100)
     args = parser.parse_args()
 
     checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: TrainConfig(

@@ -55,6 +55,7 @@ def describe(name: str | None, config: TrainConfig, history: pd.DataFrame, minut
         "full_resolution": config.full_resolution,
         "epochs": len(history),
         "loss": config.loss,
+        "image_head": config.image_head,
         "seed": config.seed,
         "train_minutes": minutes,
         "train_img_per_s": history["train_img_per_s"].median(),
@@ -69,11 +70,20 @@ def record(row: dict, results: Path) -> None:
     print(pd.Series(row).to_string())
 
 
-def experiment_parser(description: str, seed: int) -> argparse.ArgumentParser:
-    """The options every runner has: ``--name``, ``--evaluate``, ``--seed``, ``--val-only``."""
+def experiment_parser(description: str, seed: int, arch: str, encoder: str, image_size: int, epochs: int,
+                      lr: float = 1e-3, loss: str = "bce_dice") -> argparse.ArgumentParser:
+    """The options every runner has, with the runner's defaults: ``--name``, ``--evaluate``, ``--seed``,
+    ``--val-only`` and the model and schedule (``--arch``, ``--encoder``, ``--image-size``, ``--epochs``,
+    ``--lr``, ``--loss``)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--name", default=None, help="the row's name (default: the run name)")
     parser.add_argument("--evaluate", type=Path, help="score an existing checkpoint instead of training")
     parser.add_argument("--seed", type=int, default=seed)
     parser.add_argument("--val-only", action="store_true", help="score val only: for choosing between candidates")
+    parser.add_argument("--arch", default=arch)
+    parser.add_argument("--encoder", default=encoder)
+    parser.add_argument("--image-size", type=int, default=image_size, help="training size (crop at full resolution)")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--loss", default=loss)
     return parser

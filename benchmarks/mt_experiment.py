@@ -42,14 +42,15 @@ TEST_COLUMNS = ("dice", "iou", "ap", "precision", "recall", "detection", "image_
 
 def mt_config(seed: int = 42, arch: str = "Unet", encoder: str = "tu-tf_efficientnet_lite0", image_size: int = 256,
               epochs: int = 24, lr: float = 1e-3, loss: str = "bce_dice", defect_fraction: float = 0.5,
-              run_name: str | None = None) -> TrainConfig:
+              image_head: bool = False, run_name: str | None = None) -> TrainConfig:
     """Notebook 05's configuration, or a variation of it."""
     return TrainConfig(
         root=ROOT, data_format="magnetic_tile", data_root="data/Magnetic-Tile",
         classes=FORMATS["magnetic_tile"].default_classes, binary=True, full_resolution=True,
         defect_fraction=defect_fraction, output_prior=0.01, monitor="mean_dice", split_file="splits/Magnetic-Tile.csv",
         arch=arch, encoder=encoder, encoder_weights="imagenet", image_size=image_size, epochs=epochs, lr=lr, loss=loss,
-        seed=seed, run_name=run_name or f"mtexp_{arch.lower()}_{encoder}_{image_size}_{loss}_df{defect_fraction}_e{epochs}_s{seed}",
+        seed=seed, image_head=image_head, run_name=run_name or f"mtexp_{arch.lower()}_{encoder}_{image_size}_{loss}_"
+                                                                f"df{defect_fraction}{'_head' if image_head else ''}_e{epochs}_s{seed}",
     )
 
 
@@ -74,18 +75,15 @@ def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = Fal
 
 
 def main() -> None:
-    parser = experiment_parser(__doc__.split("\n\n")[0], seed=42)
-    parser.add_argument("--arch", default="Unet")
-    parser.add_argument("--encoder", default="tu-tf_efficientnet_lite0")
-    parser.add_argument("--image-size", type=int, default=256, help="training crop at native resolution")
-    parser.add_argument("--epochs", type=int, default=24)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--loss", default="bce_dice")
+    parser = experiment_parser(__doc__.split("\n\n")[0], seed=42, arch="Unet", encoder="tu-tf_efficientnet_lite0",
+                               image_size=256, epochs=24)
     parser.add_argument("--defect-fraction", type=float, default=0.5)
+    parser.add_argument("--image-head", action="store_true", help="a classification head decides 'defect present'")
     args = parser.parse_args()
 
     checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: mt_config(
         args.seed, args.arch, args.encoder, args.image_size, args.epochs, args.lr, args.loss, args.defect_fraction,
+        args.image_head,
     ), ROOT)
     record({**describe(args.name, config, history, minutes), **score_checkpoint(checkpoint, config, args.val_only)},
            RESULTS)

@@ -73,15 +73,10 @@ def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = Fal
 
 
 def main() -> None:
-    parser = experiment_parser(__doc__.split("\n\n")[0], seed=TrainConfig.seed)
-    parser.add_argument("--arch", default=TrainConfig.arch)
-    parser.add_argument("--encoder", default=TrainConfig.encoder)
+    parser = experiment_parser(__doc__.split("\n\n")[0], TrainConfig.seed, TrainConfig.arch, TrainConfig.encoder,
+                               TrainConfig.image_size, TrainConfig.epochs, TrainConfig.lr, TrainConfig.loss)
     parser.add_argument("--encoder-weights", default=TrainConfig.encoder_weights, type=lambda t: None if t == "none" else t)
-    parser.add_argument("--image-size", type=int, default=TrainConfig.image_size)
-    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
-    parser.add_argument("--loss", default=TrainConfig.loss)
     parser.add_argument("--full-resolution", action="store_true",
                         help="train on --image-size crops of the 200 px images and predict them whole")
     args = parser.parse_args()

@@ -9,7 +9,13 @@ import torch
 from Utilities.Checkpoint import save_checkpoint, store_postprocessing
 from Utilities.Config import TrainConfig
 from Utilities.Inference import Predictor, predict_folder
-from Utilities.Postprocess import STEPS, PostProcessing, choose_postprocessing, drop_small_blobs, gate_by_peak
+from Utilities.Postprocess import (
+    STEPS,
+    PostProcessing,
+    choose_postprocessing,
+    drop_small_blobs,
+    gate_by_image_probability,
+)
 from Utilities.Resnet_Unet import build_model
 
 
@@ -23,15 +29,19 @@ def blobs() -> np.ndarray:
 
 def test_small_blobs_are_dropped_by_their_8_connected_area():
     mask = blobs()
-    np.testing.assert_array_equal(drop_small_blobs(mask, mask.astype(np.float32), 4), np.pad(np.ones((3, 3)), ((4, 1), (4, 1))))
-    np.testing.assert_array_equal(drop_small_blobs(mask, mask.astype(np.float32), 3), mask)
-    assert not drop_small_blobs(mask, mask.astype(np.float32), 10).any()
+    probabilities = mask.astype(np.float32)
+    np.testing.assert_array_equal(drop_small_blobs(mask, probabilities, 1.0, 4), np.pad(np.ones((3, 3)), ((4, 1), (4, 1))))
+    np.testing.assert_array_equal(drop_small_blobs(mask, probabilities, 1.0, 3), mask)
+    assert not drop_small_blobs(mask, probabilities, 1.0, 10).any()
 
 
-def test_peak_gate_empties_the_mask_of_an_image_without_a_confident_pixel():
+def test_image_gate_empties_the_mask_of_an_image_judged_free_of_the_defect():
     mask, probabilities = blobs(), blobs() * 0.9
-    np.testing.assert_array_equal(gate_by_peak(mask, probabilities, 0.9), mask)
-    assert not gate_by_peak(mask, probabilities, 0.95).any()
+    np.testing.assert_array_equal(gate_by_image_probability(mask, probabilities, 0.9, 0.9), mask)
+    assert not gate_by_image_probability(mask, probabilities, 0.9, 0.95).any()
+    chosen = PostProcessing((0.5,), {"min_image_probability": (0.95,)})
+    assert not chosen.channel_mask(probabilities, 0).any()  # no image head: the peak, 0.9, decides
+    np.testing.assert_array_equal(chosen.channel_mask(probabilities, 0, image_probability=0.97), mask)
 
 
 @pytest.mark.parametrize("name", list(STEPS))
@@ -40,13 +50,13 @@ def test_each_step_changes_nothing_at_its_neutral_value_which_is_always_a_candid
     rng = np.random.default_rng(0)
     probabilities = rng.random((32, 32)).astype(np.float32)
     mask = (probabilities > 0.5).astype(np.uint8)
-    np.testing.assert_array_equal(step.apply(mask, probabilities, step.neutral), mask)
+    np.testing.assert_array_equal(step.apply(mask, probabilities, 0.0, step.neutral), mask)
     assert step.neutral in step.grid
 
 
 def test_masks_apply_threshold_and_steps_per_channel():
     probabilities = np.stack([blobs() * 0.7, blobs() * 0.99]).astype(np.float32)
-    chosen = PostProcessing((0.5, 0.5), {"min_area": (0, 5), "min_peak": (0.8, 0.0)})
+    chosen = PostProcessing((0.5, 0.5), {"min_area": (0, 5), "min_image_probability": (0.8, 0.0)})
     masks = chosen.masks(probabilities)
     assert not masks[0].any()  # channel 0 never reaches its peak of 0.8
     assert masks[1].sum() == 9  # channel 1 keeps only the 3x3 blob
@@ -73,17 +83,17 @@ def speckled_val_set(count: int = 12) -> list[tuple[np.ndarray, np.ndarray]]:
             probabilities[0, y : y + 6, x : x + 6] = 0.99
         else:
             probabilities[0, y, x : x + 2] = 0.85
-        predictions.append((probabilities, truth))
+        predictions.append((probabilities, truth, None))
     return predictions
 
 
 def test_choice_on_val_removes_speckle_and_flags_only_defective_images():
     chosen, table = choose_postprocessing(speckled_val_set(), ("defect",))
-    masks = [chosen.masks(p) for p, _ in speckled_val_set()]
-    assert all(np.array_equal(m, t) for m, (_, t) in zip(masks, speckled_val_set()))
+    masks = [chosen.masks(p) for p, _, _ in speckled_val_set()]
+    assert all(np.array_equal(m, t) for m, (_, t, _) in zip(masks, speckled_val_set()))
     best = table.loc[table["score"].idxmax()]
     assert (best["dice"], best["detection"]) == (1.0, 1.0)
-    neutral = table.query("threshold == 0.5 and min_area == 0 and min_peak == 0").iloc[0]
+    neutral = table.query("threshold == 0.5 and min_area == 0 and min_image_probability == 0").iloc[0]
     assert neutral["detection"] == 0.5 and neutral["dice"] < 1  # speckle flags every defect-free image
 
 
@@ -108,9 +118,9 @@ def test_predictor_and_folder_prediction_use_the_checkpoints_post_processing(one
     assert (plain["defect"] == 1).all() and (plain["area_defect"] == 64 * 96).all()
 
     peak = float(plain["max_probability_defect"].max())
-    store_postprocessing(one_channel_checkpoint, PostProcessing((0.0,), {"min_peak": (peak + 0.01,)}).to_dict())
+    store_postprocessing(one_channel_checkpoint, PostProcessing((0.0,), {"min_image_probability": (peak + 0.01,)}).to_dict())
     predictor = Predictor(one_channel_checkpoint)
-    assert predictor.postprocessing.steps == {"min_peak": (pytest.approx(peak + 0.01),)}
+    assert predictor.postprocessing.steps == {"min_image_probability": (pytest.approx(peak + 0.01),)}
     gated = predict_folder(predictor, images, tmp_path / "gated")
     assert (gated["defect"] == 0).all() and (gated["area_defect"] == 0).all()
     pd.testing.assert_series_equal(gated["max_probability_defect"], plain["max_probability_defect"])
