@@ -206,7 +206,8 @@ def test_resume_refuses_each_setting_that_must_match(name):
 
     saved = TrainConfig().to_dict()
     check_resumable({"config": saved, "optimizer": {}}, dict(saved), "run_last.pth")
-    others = {"data_format": "magnetic_tile", "binary": True, "defect_fraction": 0.5, "optimizer": "adam", "loss": "dice"}
+    others = {"data_format": "magnetic_tile", "binary": True, "defect_fraction": 0.5, "optimizer": "adam", "loss": "dice",
+              "scheduler": "cosine", "image_head": True}
     other = others.get(name, "another value")  # where a config checks the value, another valid one
     with pytest.raises(ValueError, match=f"{name}: checkpoint|6 classes.*builds .* 1 classes"):  # binary: 1 channel
         check_resumable({"config": saved, "optimizer": {}}, {**saved, name: other}, "run_last.pth")
