@@ -215,7 +215,8 @@ class Predictor:
         probabilities, image = split_image_logits(probabilities, len(self.classes))
         image = (probabilities.amax(dim=(2, 3)) if image is None else image).cpu().numpy()
         if self.dominant_class_only:
-            area = (probabilities >= self.config.threshold).sum(dim=(2, 3))
+            thresholds = torch.tensor(self.postprocessing.threshold, device=probabilities.device)[None, :, None, None]
+            area = (probabilities >= thresholds).sum(dim=(2, 3))
             keep = torch.nn.functional.one_hot(area.argmax(1), probabilities.shape[1]).to(probabilities.dtype)
             probabilities = probabilities * keep[:, :, None, None]
         if self.config.full_resolution:  # already at the image's size
@@ -265,8 +266,9 @@ def write_image_atomically(path: Path, image: np.ndarray) -> None:
     os.replace(partial, path)
 
 
-def _previous_report(out: Path, overwrite: bool) -> dict[str, dict]:
-    """Rows of an earlier run whose outputs are all there, by file; the report rewritten without a torn last line."""
+def _previous_report(out: Path, overwrite: bool, columns: list[str]) -> dict[str, dict]:
+    """Rows of an earlier run whose outputs are all there, by file; the report rewritten without a torn last line,
+    with ``columns`` (a report from an older version gains the new ones, empty)."""
     report = out / REPORT
     if overwrite:
         report.unlink(missing_ok=True)  # the new run's rows are appended to a fresh report
@@ -276,7 +278,7 @@ def _previous_report(out: Path, overwrite: bool) -> dict[str, dict]:
     table = table[table["status"].isin(["ok", "failed"])]  # a row cut short by a kill reads as NaN here
     kept = {row["file"]: row for row in table.to_dict("records")
             if row["status"] == "failed" or all(p.exists() for p in output_paths(out, Path(row["file"])))}
-    pd.DataFrame(list(kept.values()), columns=table.columns).to_csv(report.with_suffix(".partial"), index=False)
+    pd.DataFrame(list(kept.values()), columns=columns).to_csv(report.with_suffix(".partial"), index=False)
     os.replace(report.with_suffix(".partial"), report)
     return {file: row for file, row in kept.items() if row["status"] == "ok"}
 
@@ -323,7 +325,7 @@ def predict_folder(
     for leftover in out.glob(".*.partial"):  # a killed run's unfinished writes
         leftover.unlink()
     files = image_files(images)
-    done = _previous_report(out, overwrite)
+    done = _previous_report(out, overwrite, _report_columns(predictor.classes))
     rows = {str(p): done[str(p)] for p in files if str(p) in done}
     todo = [p for p in files if str(p) not in rows]
     for start in tqdm(range(0, len(todo), batch_size), desc="predicting", unit="batch"):

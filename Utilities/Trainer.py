@@ -301,7 +301,8 @@ def _train_and_validate(run: _Run, config: TrainConfig, epoch: int, train_loader
 def _keep(run: _Run, config: TrainConfig, encoder_weights_used, row: dict) -> None:
     """The best checkpoint when ``row`` beats every earlier epoch, the last checkpoint and the history CSV."""
     models, monitor = Path(config.models_dir), f"val_{check_monitor(config.monitor, config.channels)}"
-    earlier = [r[monitor] for r in run.history[:-1] if not math.isnan(r[monitor])]
+    earlier = [r.get(monitor, math.nan) for r in run.history[:-1]]  # rows resumed from older runs may lack it
+    earlier = [score for score in earlier if not math.isnan(score)]
     if row[monitor] > max(earlier, default=-1.0):  # NaN (e.g. AP without defects in val) never is
         save_checkpoint(models / f"{config.run_name}_best.pth", run.model, config, row, encoder_weights_used,
                         epoch=row["epoch"])

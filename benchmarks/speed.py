@@ -52,7 +52,7 @@ from Utilities.Evaluate import evaluate_folder  # noqa: E402
 from Utilities.Hardware import autocast, autocast_dtype, prepare_model  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
 from Utilities.Onnx_export import export_onnx, onnx_predict, onnx_session, quantize_int8  # noqa: E402
-from Utilities.Resnet_Unet import build_model, model_for  # noqa: E402
+from Utilities.Resnet_Unet import build_model, model_for, split_image_logits  # noqa: E402
 from Utilities.Trainer import fit, make_loss, make_optimizer, train_one_epoch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,12 +236,18 @@ class OnnxPredictor:
         self.predictor, self.session = predictor, session
         self.classes, self.config = predictor.classes, predictor.config
 
-    def predict(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        probabilities = torch.from_numpy(onnx_predict(self.session, self.predictor.preprocess(images)))
+    def predict_with_image(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        outputs = torch.from_numpy(onnx_predict(self.session, self.predictor.preprocess(images)))
+        probabilities, image = split_image_logits(outputs, len(self.classes))
+        image = probabilities.amax(dim=(2, 3)) if image is None else image
         return [
-            torch.nn.functional.interpolate(p[None], size=im.shape[:2], mode="bilinear", align_corners=False)[0].numpy()
-            for p, im in zip(probabilities, images)
+            (torch.nn.functional.interpolate(p[None], size=im.shape[:2], mode="bilinear", align_corners=False)[0].numpy(),
+             image[k].numpy())
+            for k, (p, im) in enumerate(zip(probabilities, images))
         ]
+
+    def masks(self, probabilities: np.ndarray, image_probabilities: np.ndarray | None = None) -> np.ndarray:
+        return self.predictor.masks(probabilities, image_probabilities)
 
 
 def memory_probe() -> None:
