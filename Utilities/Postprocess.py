@@ -147,6 +147,14 @@ def choose_postprocessing(
     return chosen, table
 
 
+def plain_and_chosen(candidates: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:
+    """The rows of ``choose_postprocessing``'s table for a plain ``threshold`` (every step neutral) and for the
+    winner, per channel: what post-processing changed on val."""
+    neutral = (candidates["threshold"] == threshold) & (candidates[list(STEPS)] == [s.neutral for s in STEPS.values()]).all(axis=1)
+    best = candidates.loc[candidates.groupby("channel", sort=False)["score"].idxmax()]
+    return pd.concat([candidates[neutral].assign(rule="plain"), best.assign(rule="chosen")]).set_index(["channel", "rule"])
+
+
 def _score(candidate: PostProcessing, predictions: list[tuple[np.ndarray, np.ndarray, float | None]]) -> dict[str, float]:
     """Pooled Dice and image-level detection accuracy of one channel's candidate."""
     overlap = predicted = true = right = 0

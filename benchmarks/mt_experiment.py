@@ -33,7 +33,7 @@ from Utilities.Data_Retriever_Seg import source_of, split_table  # noqa: E402
 from Utilities.Evaluate import choose_postprocessing_on, evaluate_by_label  # noqa: E402
 from Utilities.Formats import FORMATS  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
-from Utilities.Postprocess import PostProcessing  # noqa: E402
+from Utilities.Postprocess import plain_and_chosen  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mt_experiments.csv"
@@ -58,15 +58,12 @@ def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = Fal
     """Choose post-processing on val and store it in ``checkpoint``; val before and after; then test with it."""
     source, split = source_of(config), split_table(config)
     names = {part: list(split.loc[split["split"] == part, "image"]) for part in ("val", "test")}
-    plain = Predictor(checkpoint)
-    plain.postprocessing = PostProcessing.neutral(len(config.channels), config.threshold)
-    chosen, _ = choose_postprocessing_on(plain, source, names["val"])
+    chosen, candidates = choose_postprocessing_on(Predictor(checkpoint), source, names["val"])
     store_postprocessing(checkpoint, chosen.to_dict())
     predictor = Predictor(checkpoint)
     row = {f"{step}": values[0] for step, values in {"threshold": chosen.threshold, **chosen.steps}.items()}
-    for name, model in (("plain", plain), ("chosen", predictor)):
-        val = evaluate_by_label(model, source, names["val"]).loc["all"]
-        row |= {f"val_{name}_dice": val["dice"], f"val_{name}_detection": val["detection"]}
+    for (_, rule), scores in plain_and_chosen(candidates, config.threshold).iterrows():
+        row |= {f"val_{rule}_dice": scores["dice"], f"val_{rule}_detection": scores["detection"]}
     if not val_only:
         test = evaluate_by_label(predictor, source, names["test"])
         row |= {f"test_{column}": test.loc["all", column] for column in TEST_COLUMNS}

@@ -15,6 +15,7 @@ from Utilities.Postprocess import (
     choose_postprocessing,
     drop_small_blobs,
     gate_by_image_probability,
+    plain_and_chosen,
 )
 from Utilities.Resnet_Unet import build_model
 
@@ -93,8 +94,11 @@ def test_choice_on_val_removes_speckle_and_flags_only_defective_images():
     assert all(np.array_equal(m, t) for m, (_, t, _) in zip(masks, speckled_val_set()))
     best = table.loc[table["score"].idxmax()]
     assert (best["dice"], best["detection"]) == (1.0, 1.0)
-    neutral = table.query("threshold == 0.5 and min_area == 0 and min_image_probability == 0").iloc[0]
+    rows = plain_and_chosen(table)
+    neutral = rows.loc[("defect", "plain")]
     assert neutral["detection"] == 0.5 and neutral["dice"] < 1  # speckle flags every defect-free image
+    assert (neutral["min_area"], neutral["min_image_probability"]) == (0, 0)
+    assert rows.loc[("defect", "chosen"), "score"] == 1.0
 
 
 @pytest.fixture
