@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+import pyvips
 import torch
 import torch.nn.functional as F
 from torch.fx.proxy import TraceError
@@ -31,9 +32,11 @@ from Utilities.Checkpoint import load_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import eval_transforms, read_image
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
+from Utilities.Large_images import image_size, overlay_jpeg, predict_large_image
 from Utilities.Plots import overlay
-from Utilities.Postprocess import PostProcessing, defect_present
-from Utilities.Resnet_Unet import pad_to_multiple, padded_forward, split_image_logits
+from Utilities.Postprocess import PostProcessing, defect_present, label_map
+from Utilities.Resnet_Unet import padded_forward, split_image_logits
+from Utilities.Sliding_window import window_rows
 from Utilities.Validate_data import IMAGE_SUFFIXES
 
 
@@ -110,9 +113,9 @@ class Predictor:
             one kind of defect.
         tile_size: full-resolution models predict images with a side above
             this window by window (a multiple of 32; windows overlap by a
-            quarter and are blended with Gaussian weights by MONAI's
-            ``sliding_window_inference``), so memory depends on the window,
-            not on the image.
+            quarter and are blended with Gaussian weights, see
+            ``Sliding_window``), so memory depends on the window, not on
+            the image.
         threshold: replaces the checkpoint's per-class thresholds (its other
             post-processing steps stay).
 
@@ -134,7 +137,7 @@ class Predictor:
     ):
         if tile_size % 32:
             raise ValueError(f"tile_size must be a multiple of 32, not {tile_size}")
-        self.tile_size = tile_size
+        self.tile_size, self.tile_overlap = tile_size, TILE_OVERLAP
         model, self.checkpoint = load_checkpoint(checkpoint)
         self.config = TrainConfig.from_dict(self.checkpoint["config"])
         stored = self.checkpoint.get("postprocessing")
@@ -197,20 +200,24 @@ class Predictor:
         return probabilities / len(self.flip_dims)
 
     @torch.inference_mode()
-    def _predict_batch(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        batch = self.preprocess(images).to(self.device, memory_format=torch.channels_last)
-        if self.config.full_resolution and max(batch.shape[-2:]) > self.tile_size:
-            from monai.inferers import sliding_window_inference  # imported only for large images: it takes a second
+    def window_probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """``(C, h, w)`` float32 probabilities (and image-head channels) of one ``(h, w, 3)`` uint8 window."""
+        batch = self.preprocess([pixels]).to(self.device, memory_format=torch.channels_last)
+        return self._probabilities(batch.to(self.input_dtype))[0].cpu().numpy()
 
-            # Padded to a multiple of 32 first, so that every window starts on the stride-32 grid of the whole
-            # image (TensorFlow's SAME padding, as in EfficientNet-Lite, depends on where a window starts).
-            # float32 in, so that MONAI blends the windows in float32; each window goes to the model's dtype.
-            height, width = batch.shape[-2:]
-            probabilities = sliding_window_inference(
-                pad_to_multiple(batch), (self.tile_size, self.tile_size), 1,
-                lambda tile: self._probabilities(tile.to(self.input_dtype)), overlap=TILE_OVERLAP, mode="gaussian",
-            )[..., :height, :width]
+    def windowed(self, height: int, width: int) -> bool:
+        """Does an image of this size go window by window?"""
+        return self.config.full_resolution and max(height, width) > self.tile_size
+
+    @torch.inference_mode()
+    def _predict_batch(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        if self.windowed(*images[0].shape[:2]):  # full resolution: one image per batch
+            image = images[0]
+            blocks = window_rows(self.window_probabilities, lambda top, bottom: image[top:bottom], *image.shape[:2],
+                                 self.tile_size, self.tile_overlap)
+            probabilities = torch.from_numpy(np.concatenate([block for _, block in blocks], axis=1))[None]
         else:
+            batch = self.preprocess(images).to(self.device, memory_format=torch.channels_last)
             probabilities = self._probabilities(batch.to(self.input_dtype))
         probabilities, image = split_image_logits(probabilities, len(self.classes))
         image = (probabilities.amax(dim=(2, 3)) if image is None else image).cpu().numpy()
@@ -241,12 +248,6 @@ def image_files(folder_or_file: str | Path | list) -> list[Path]:
     return files
 
 
-def label_map(masks: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """``(H, W)`` uint8: 0 where no class's mask is set, else 1 + the most probable of the classes set there."""
-    best = np.where(masks > 0, probabilities, -1.0).argmax(0)
-    return np.where(masks.any(0), best + 1, 0).astype(np.uint8)
-
-
 REPORT = "predictions.csv"
 EXIT_SOME_FAILED = 3  # the command's exit status when any input could not be predicted (0: all predicted)
 
@@ -256,13 +257,18 @@ def output_paths(out: Path, image: Path) -> tuple[Path, Path]:
     return out / f"{image.stem}_mask.png", out / f"{image.stem}_overlay.jpg"
 
 
-def write_image_atomically(path: Path, image: np.ndarray) -> None:
-    """Encode, write to a temporary name, then rename: a kill never leaves a half-written file under ``path``."""
-    encoded, buffer = cv2.imencode(path.suffix, image)
+def encode(suffix: str, image: np.ndarray) -> bytes:
+    """``image`` as the bytes of an image file of type ``suffix``."""
+    encoded, buffer = cv2.imencode(suffix, image)
     if not encoded:
-        raise ValueError(f"{path}: OpenCV cannot encode this image")
+        raise ValueError(f"OpenCV cannot encode a {image.shape} {image.dtype} image as {suffix}")
+    return buffer.tobytes()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary name, then rename: a kill never leaves a half-written file under ``path``."""
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(buffer.tobytes())
+    partial.write_bytes(data)
     os.replace(partial, path)
 
 
@@ -288,14 +294,29 @@ def _predict_row(predictor: Predictor, path: Path, picture: np.ndarray, probabil
     masks = predictor.masks(probabilities, image_probabilities)
     labels = label_map(masks, probabilities)
     one_hot = np.stack([labels == k + 1 for k in range(len(predictor.classes))])
+    tinted = encode(".jpg", cv2.cvtColor(overlay(picture, one_hot), cv2.COLOR_RGB2BGR))
+    return _write_outputs(out, path, labels, tinted, one_hot.sum(axis=(1, 2)), probabilities.max(axis=(1, 2)),
+                          defect_present(masks), predictor.classes)
+
+
+def _predict_large_row(predictor: Predictor, path: Path, out: Path) -> dict:
+    """``_predict_row`` for an image file above the tile size, streamed by ``Large_images``."""
+    result = predict_large_image(predictor, path, out / f".{path.stem}_probabilities.partial")
+    return _write_outputs(out, path, result.labels, overlay_jpeg(path, result.labels), result.areas,
+                          result.max_probability, result.defect, predictor.classes)
+
+
+def _write_outputs(out: Path, path: Path, labels: np.ndarray, overlay_bytes: bytes, areas: np.ndarray,
+                   max_probability: np.ndarray, defect: bool, classes: tuple[str, ...]) -> dict:
+    """Write an image's overlay and label mask; its report row."""
     mask_path, overlay_path = output_paths(out, path)
-    write_image_atomically(overlay_path, cv2.cvtColor(overlay(picture, one_hot), cv2.COLOR_RGB2BGR))
-    write_image_atomically(mask_path, labels)  # last: its presence says the image is done
-    row = {"file": str(path), "status": "ok", "reason": "", "height": picture.shape[0], "width": picture.shape[1],
-           "defect": int(defect_present(masks))}
-    for k, name in enumerate(predictor.classes):
-        row[f"area_{name}"] = int(one_hot[k].sum())
-        row[f"max_probability_{name}"] = round(float(probabilities[k].max()), 4)
+    write_atomically(overlay_path, overlay_bytes)
+    write_atomically(mask_path, encode(".png", labels))  # last: its presence says the image is done
+    row = {"file": str(path), "status": "ok", "reason": "", "height": labels.shape[0], "width": labels.shape[1],
+           "defect": int(defect)}
+    for k, name in enumerate(classes):
+        row[f"area_{name}"] = int(areas[k])
+        row[f"max_probability_{name}"] = round(float(max_probability[k]), 4)
     return row
 
 
@@ -332,10 +353,15 @@ def predict_folder(
         batch, new_rows = [], []
         for path in todo[start : start + batch_size]:
             try:
-                batch.append((path, read_image(path)))
-            except ValueError as problem:
-                tqdm.write(f"skipped {problem}")
-                new_rows.append({"file": str(path), "status": "failed", "reason": str(problem).removeprefix(f"{path}: ")})
+                size = image_size(path)
+                if size and predictor.windowed(*size):  # streamed, not decoded whole
+                    new_rows.append(_predict_large_row(predictor, path, out))
+                else:
+                    batch.append((path, read_image(path)))
+            except (ValueError, pyvips.Error) as problem:
+                reason = str(problem).removeprefix(f"{path}: ").strip().replace("\n", " ")
+                tqdm.write(f"skipped {path}: {reason}")
+                new_rows.append({"file": str(path), "status": "failed", "reason": reason})
         pictures = [picture for _, picture in batch]
         for (path, picture), (probabilities, image) in zip(batch, predictor.predict_with_image(pictures) if pictures else []):
             new_rows.append(_predict_row(predictor, path, picture, probabilities, image, out))

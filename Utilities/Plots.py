@@ -54,7 +54,10 @@ def plot_history(history: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("
     return fig
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, colours=COLOURS, alpha: float = 0.45) -> np.ndarray:
+OVERLAY_ALPHA = 0.45  # how strongly a class colour tints the image
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, colours=COLOURS, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
     """``image`` with each channel of a ``(C, H, W)`` 0/1 mask tinted in its colour (class colours by default)."""
     out = image.astype(np.float32)
     for channel, colour in zip(mask, colours):

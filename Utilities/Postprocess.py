@@ -55,11 +55,14 @@ class Step(NamedTuple):
     apply: Callable[[np.ndarray, np.ndarray, float, float], np.ndarray]
     neutral: float  # the value that changes nothing
     grid: tuple[float, ...]  # candidates tried on val
+    context: Callable[[float], int]  # rows above and below a band that make the step's result on it the whole image's
 
 
 STEPS: dict[str, Step] = {
-    "min_area": Step(drop_small_blobs, 0, (0, 16, 32, 64, 128, 256, 512)),
-    "min_image_probability": Step(gate_by_image_probability, 0.0, (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)),
+    # a blob of fewer than N pixels spans at most N rows, so N rows of context decide it
+    "min_area": Step(drop_small_blobs, 0, (0, 16, 32, 64, 128, 256, 512), lambda min_area: int(min_area)),
+    "min_image_probability": Step(gate_by_image_probability, 0.0, (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995),
+                                  lambda value: 0),
 }
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -100,6 +103,11 @@ class PostProcessing:
         return np.stack([self.channel_mask(p, c, None if image_probabilities is None else float(image_probabilities[c]))
                          for c, p in enumerate(probabilities)])
 
+    def context_rows(self) -> int:
+        """Rows of context above and below a band of rows for ``masks`` on it to equal the whole image's there
+        (given the whole image's image probabilities): how ``Large_images`` post-processes a band at a time."""
+        return max((STEPS[name].context(value) for name, values in self.steps.items() for value in values), default=0)
+
     def to_dict(self) -> dict:
         return {"threshold": list(self.threshold), "steps": {k: list(v) for k, v in self.steps.items()}}
 
@@ -111,6 +119,12 @@ class PostProcessing:
         """One row per channel: its threshold and step values."""
         table = {"threshold": self.threshold, **self.steps}
         return pd.DataFrame(table, index=pd.Index(channels, name="channel"))
+
+
+def label_map(masks: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """``(H, W)`` uint8: 0 where no class's mask is set, else 1 + the most probable of the classes set there."""
+    best = np.where(masks > 0, probabilities, -1.0).argmax(0)
+    return np.where(masks.any(0), best + 1, 0).astype(np.uint8)
 
 
 def defect_present(masks: np.ndarray) -> bool:
