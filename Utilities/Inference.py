@@ -24,75 +24,19 @@ import pandas as pd
 import pyvips
 import torch
 import torch.nn.functional as F
-from torch.fx.proxy import TraceError
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm.auto import tqdm
 
 from Utilities.Checkpoint import load_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import eval_transforms, read_image
-from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_model
+from Utilities.Fast_inference import optimise_for_inference
+from Utilities.Hardware import autocast, autocast_dtype, default_device
 from Utilities.Large_images import image_size, overlay_jpeg, predict_large_image
-from Utilities.Plots import overlay
+from Utilities.Plots import tint
 from Utilities.Postprocess import PostProcessing, defect_present, label_map
 from Utilities.Resnet_Unet import padded_forward, split_image_logits
 from Utilities.Sliding_window import window_rows
 from Utilities.Validate_data import IMAGE_SUFFIXES
-
-
-def optimise_for_inference(model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None) -> torch.nn.Module:
-    """The fastest eager form of ``model`` for predictions (measured in ``make bench``).
-
-    BatchNorm is folded into the preceding convolutions, the layout is
-    channels-last, and on a CPU with bf16 instructions the weights themselves
-    become bfloat16, which saves autocast's per-call casts.
-    """
-    model = prepare_model(fold_batch_norm(model.eval()), device)
-    return model.to(torch.bfloat16) if device.type == "cpu" and dtype == torch.bfloat16 else model
-
-
-class _ConvAndNormAsLeaves(torch.fx.Tracer):
-    """Traces convolutions and BatchNorms as single calls, also subclasses with shape-dependent code
-    (timm's ``Conv2dSame`` pads by the input's size; its ``BatchNormAct2d`` carries an activation)."""
-
-    def is_leaf_module(self, module: torch.nn.Module, qualified_name: str) -> bool:
-        return isinstance(module, (torch.nn.Conv2d, torch.nn.BatchNorm2d)) or super().is_leaf_module(module, qualified_name)
-
-
-def _after_folding(norm: torch.nn.BatchNorm2d) -> torch.nn.Module:
-    """What is left of a BatchNorm once folded: nothing, or the dropout and activation a ``BatchNormAct2d`` adds."""
-    extras = [getattr(norm, name) for name in ("drop", "act") if isinstance(getattr(norm, name, None), torch.nn.Module)]
-    return torch.nn.Sequential(*extras) if extras else torch.nn.Identity()
-
-
-def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` (in eval mode) with each BatchNorm folded into the convolution before it, in place.
-
-    torch.fx finds the convolution-BatchNorm pairs; the modules keep their
-    classes and attributes (a folded BatchNorm becomes ``Identity``, or the
-    activation of timm's ``BatchNormAct2d``). A module torch.fx cannot trace
-    (FPN, whose decoder branches on tensor shapes) has its children folded one by one.
-    """
-    if not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()):
-        return model
-    try:
-        graph = _ConvAndNormAsLeaves().trace(model)
-    except TraceError:
-        for child in model.children():
-            fold_batch_norm(child)
-        return model
-    modules = dict(model.named_modules())
-    for node in graph.nodes:
-        source = node.args[0] if node.args else None
-        if (
-            node.op == "call_module" and isinstance(modules[node.target], torch.nn.BatchNorm2d)
-            and isinstance(source, torch.fx.Node) and source.op == "call_module"
-            and isinstance(modules[source.target], torch.nn.Conv2d) and len(source.users) == 1
-        ):
-            model.set_submodule(source.target, fuse_conv_bn_eval(modules[source.target], modules[node.target]))
-            model.set_submodule(node.target, _after_folding(modules[node.target]))
-    return model
-
 
 TILE_SIZE = 1024
 TILE_OVERLAP = 0.25
@@ -293,10 +237,10 @@ def _predict_row(predictor: Predictor, path: Path, picture: np.ndarray, probabil
                  image_probabilities: np.ndarray, out: Path) -> dict:
     masks = predictor.masks(probabilities, image_probabilities)
     labels = label_map(masks, probabilities)
-    one_hot = np.stack([labels == k + 1 for k in range(len(predictor.classes))])
-    tinted = encode(".jpg", cv2.cvtColor(overlay(picture, one_hot), cv2.COLOR_RGB2BGR))
-    return _write_outputs(out, path, labels, tinted, one_hot.sum(axis=(1, 2)), probabilities.max(axis=(1, 2)),
-                          defect_present(masks), predictor.classes)
+    areas = np.bincount(labels.ravel(), minlength=len(predictor.classes) + 1)[1:]
+    tinted = encode(".jpg", cv2.cvtColor(tint(picture, labels), cv2.COLOR_RGB2BGR))
+    return _write_outputs(out, path, labels, tinted, areas, probabilities.max(axis=(1, 2)), defect_present(masks),
+                          predictor.classes)
 
 
 def _predict_large_row(predictor: Predictor, path: Path, out: Path) -> dict:
@@ -350,18 +294,7 @@ def predict_folder(
     rows = {str(p): done[str(p)] for p in files if str(p) in done}
     todo = [p for p in files if str(p) not in rows]
     for start in tqdm(range(0, len(todo), batch_size), desc="predicting", unit="batch"):
-        batch, new_rows = [], []
-        for path in todo[start : start + batch_size]:
-            try:
-                size = image_size(path)
-                if size and predictor.windowed(*size):  # streamed, not decoded whole
-                    new_rows.append(_predict_large_row(predictor, path, out))
-                else:
-                    batch.append((path, read_image(path)))
-            except (ValueError, pyvips.Error) as problem:
-                reason = str(problem).removeprefix(f"{path}: ").strip().replace("\n", " ")
-                tqdm.write(f"skipped {path}: {reason}")
-                new_rows.append({"file": str(path), "status": "failed", "reason": reason})
+        batch, new_rows = _read_batch(predictor, todo[start : start + batch_size], out)
         pictures = [picture for _, picture in batch]
         for (path, picture), (probabilities, image) in zip(batch, predictor.predict_with_image(pictures) if pictures else []):
             new_rows.append(_predict_row(predictor, path, picture, probabilities, image, out))
@@ -371,6 +304,24 @@ def predict_folder(
     report.to_csv(out / f".{REPORT}.partial", index=False)
     os.replace(out / f".{REPORT}.partial", out / REPORT)
     return report
+
+
+def _read_batch(predictor: Predictor, paths: list[Path], out: Path) -> tuple[list[tuple[Path, np.ndarray]], list[dict]]:
+    """The decoded images of ``paths``, and the rows of those already finished: unreadable ones, and images above
+    the tile size, which are streamed to their outputs here rather than decoded whole."""
+    batch, rows = [], []
+    for path in paths:
+        try:
+            size = image_size(path) if predictor.config.full_resolution else None
+            if size and predictor.windowed(*size):
+                rows.append(_predict_large_row(predictor, path, out))
+            else:
+                batch.append((path, read_image(path)))
+        except (ValueError, pyvips.Error) as problem:
+            reason = str(problem).removeprefix(f"{path}: ").strip().replace("\n", " ")
+            tqdm.write(f"skipped {path}: {reason}")
+            rows.append({"file": str(path), "status": "failed", "reason": reason})
+    return batch, rows
 
 
 def _report_columns(classes: tuple[str, ...]) -> list[str]:

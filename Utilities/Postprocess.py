@@ -123,8 +123,13 @@ class PostProcessing:
 
 def label_map(masks: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """``(H, W)`` uint8: 0 where no class's mask is set, else 1 + the most probable of the classes set there."""
-    best = np.where(masks > 0, probabilities, -1.0).argmax(0)
-    return np.where(masks.any(0), best + 1, 0).astype(np.uint8)
+    labels, best = np.zeros(masks.shape[1:], np.uint8), np.full(masks.shape[1:], -1.0, np.float32)
+    for k, (mask, probability) in enumerate(zip(masks, probabilities)):  # cheaper than an argmax across channels
+        if not mask.any():
+            continue
+        better = (mask > 0) & (probability > best)
+        labels, best = np.where(better, k + 1, labels).astype(np.uint8), np.where(better, probability, best)
+    return labels
 
 
 def defect_present(masks: np.ndarray) -> bool:

@@ -24,8 +24,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from Utilities.Config import TrainConfig  # noqa: E402
+from Utilities.Fast_inference import optimise_for_inference  # noqa: E402
 from Utilities.Hardware import autocast, autocast_dtype, prepare_for_training  # noqa: E402
-from Utilities.Inference import optimise_for_inference  # noqa: E402
 from Utilities.Resnet_Unet import model_for  # noqa: E402
 from Utilities.Trainer import make_loss, make_optimizer  # noqa: E402
 

@@ -3,7 +3,8 @@ large images predicted window by window.
 
 Prints a table and writes ``benchmarks/results/prediction_load.md``: img/s and peak resident memory of
 ``python -m Utilities.Inference`` (each in its own process, memory read with ``wait4``) on copies of
-NEU-DET's test images, ``Predictor.predict`` on the same images already in memory, and seconds and peak
+NEU-DET's test images, ``Predictor.predict`` on the same images already in memory and ``predict_folder`` on
+their files in the same process (without the process start), and seconds and peak
 memory for one 4000x5000 and one 8000x8000 image with a full-resolution U-Net/EfficientNet-Lite2 (random
 weights: time and memory do not depend on them).
 
@@ -26,6 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 import cv2  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -33,7 +35,7 @@ import pandas as pd  # noqa: E402
 from Utilities.Checkpoint import save_checkpoint  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Data_Retriever_Seg import read_image  # noqa: E402
-from Utilities.Inference import Predictor  # noqa: E402
+from Utilities.Inference import Predictor, predict_folder  # noqa: E402
 from Utilities.Resnet_Unet import build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +81,10 @@ def main() -> None:
         for start in range(0, len(images), 16):
             predictor.predict(images[start : start + 16])
         rows.append((f"Predictor.predict, {len(images)} images in memory", len(images) / (time.perf_counter() - started), "img/s"))
+        started = time.perf_counter()
+        predict_folder(predictor, tests, tmp / "in_process")
+        rows.append((f"predict_folder, the same {len(images)} images from their files, in this process",
+                     len(images) / (time.perf_counter() - started), "img/s"))
 
         config = TrainConfig(arch="Unet", binary=True, full_resolution=True, image_size=256)
         model, _ = build_model(config.arch, config.encoder, 1, config.encoder_weights)

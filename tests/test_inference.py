@@ -11,7 +11,8 @@ import torch
 from Utilities.Checkpoint import load_checkpoint, save_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Evaluate import evaluate_folder
-from Utilities.Inference import Predictor, fold_batch_norm, predict_folder
+from Utilities.Fast_inference import fold_batch_norm
+from Utilities.Inference import Predictor, predict_folder
 from Utilities.Onnx_export import export_onnx, onnx_config, onnx_predict, onnx_session
 from Utilities.Postprocess import label_map
 from Utilities.Resnet_Unet import build_model
