@@ -118,7 +118,7 @@ class SegmentationDataset(Dataset):
         return len(self.samples)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(H, W, 3)`` uint8 image and ``(H, W, C)`` uint8 mask, straight from disk."""
+        """``(H, W, 3)`` uint8 image and ``(C, H, W)`` uint8 mask, straight from disk."""
         sample = self.samples[index]
         image = read_image(sample.image)
         return image, self.source.mask(sample, *image.shape[:2])
@@ -131,7 +131,7 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self.cache[index] if self.cache is not None else self.load(index)
-        out = self.transform(image=image, mask=mask)
+        out = self.transform(image=image, mask=mask.transpose(1, 2, 0))  # albumentations takes masks as (H, W, C)
         return out["image"], out["mask"].float()
 
 

@@ -1,8 +1,8 @@
 """The interface every data set format implements, and the helpers readers share.
 
 A ``DataSource`` lists its samples (an image and where its truth lives),
-turns a sample's truth into a ``(H, W, C)`` uint8 0/1 mask with one channel
-per class, and checks every file before a run. The readers of each layout
+turns a sample's truth into a ``(C, H, W)`` uint8 0/1 mask with one channel
+per class (the layout models, metrics and post-processing use), and checks every file before a run. The readers of each layout
 live in ``Utilities.Formats``.
 """
 
@@ -83,12 +83,12 @@ class DataSource:
         return self._by_name[name]
 
     def mask(self, sample: Sample, height: int, width: int) -> np.ndarray:
-        """``(H, W, C)`` uint8 0/1 truth of ``sample`` for an image of that size; ``ValueError`` naming it."""
+        """``(C, H, W)`` uint8 0/1 truth of ``sample`` for an image of that size; ``ValueError`` naming it."""
         try:
             mask = self._class_masks(sample, height, width)
         except ValueError as error:
             raise ValueError(f"{sample.name}: {error}") from error
-        return np.ascontiguousarray(mask.max(axis=2, keepdims=True) if self.binary else mask)
+        return np.ascontiguousarray(mask.max(axis=0, keepdims=True) if self.binary else mask)
 
     def check(self, names: list[str] | None = None, strict: bool = False) -> DataReport:
         """Read every image and its truth once and report every problem by file name.
@@ -130,7 +130,7 @@ class DataSource:
         raise NotImplementedError
 
     def _class_masks(self, sample: Sample, height: int, width: int) -> np.ndarray:
-        """``(H, W, len(source_classes))`` uint8 0/1; ``ValueError`` naming the file when unreadable."""
+        """``(len(source_classes), H, W)`` uint8 0/1; ``ValueError`` naming the file when unreadable."""
         raise NotImplementedError
 
     def _check_truth(self, sample: Sample, height: int, width: int, report: DataReport) -> None:
@@ -176,5 +176,5 @@ def read_mask_file(path: Path, height: int, width: int, grey: bool = False) -> n
 
 
 def one_hot(indices: np.ndarray, classes: int) -> np.ndarray:
-    """``(H, W)`` class indices (0 background, k the k-th class) to ``(H, W, classes)`` uint8 0/1."""
-    return (indices[..., None] == np.arange(1, classes + 1)).astype(np.uint8)
+    """``(H, W)`` class indices (0 background, k the k-th class) to ``(classes, H, W)`` uint8 0/1."""
+    return (indices[None] == np.arange(1, classes + 1)[:, None, None]).astype(np.uint8)

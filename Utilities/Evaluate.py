@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch
@@ -12,7 +10,7 @@ from tqdm.auto import tqdm
 from Utilities.Config import TrainConfig
 from Utilities.Crack_metrics import THRESHOLDS, TOLERANCE, CrackMeter
 from Utilities.Data_Retriever_Seg import read_image, source_of, split_table
-from Utilities.Formats import DataSource, VocSource, open_source
+from Utilities.Formats import DataSource
 from Utilities.Inference import Predictor
 from Utilities.Meter import Meter
 from Utilities.Postprocess import PostProcessing, choose_postprocessing
@@ -114,37 +112,13 @@ def _predictions(predictor: Predictor, source: DataSource, names, batch_size: in
         chunk = samples[start : start + batch_size]
         images = [read_image(s.image) for s in chunk]
         for sample, picture, (probs, image) in zip(chunk, images, predictor.predict_with_image(images)):
-            truth = source.mask(sample, *picture.shape[:2]).transpose(2, 0, 1)
+            truth = source.mask(sample, *picture.shape[:2])
             yield sample, torch.from_numpy(probs)[None], torch.from_numpy(truth)[None], image
 
 
-def evaluate_folder(
-    predictor: Predictor,
-    image_dir: str | Path,
-    annotation_dir: str | Path,
-    threshold: float | None = None,
-    batch_size: int = 16,
-    limit: int | None = None,
-    names: list[str] | None = None,
-) -> Meter:
-    """``evaluate_source`` for a folder of images with VOC XML (NEU-DET's held-out test folders), wherever they are."""
-    image_dir, annotation_dir = Path(image_dir).resolve(), Path(annotation_dir).resolve()
-    source = VocSource(image_dir.parent, predictor.config.classes, predictor.config.binary,
-                       images=image_dir, annotations=annotation_dir)
-    return evaluate_source(predictor, source, names, threshold, batch_size, limit)
-
-
 def held_out_set(config: TrainConfig) -> tuple[DataSource, list[str]]:
-    """The test samples of a config's data set, never used in training or model selection.
-
-    NEU-DET's test images live in ``Validation_Images/`` (moved there by
-    notebook 02); other data sets stay in place and their split file's
-    ``test`` rows name them.
-    """
-    if config.data_format == "voc":
-        source = open_source("voc", config.data_path, config.classes, config.binary,
-                             images="Validation_Images", annotations="Validation_Annotations")
-        return source, [s.name for s in source.samples()]
+    """A config's data set and its test samples, never used in training or model selection, as its split
+    file lists them (for every format: NEU-DET's test images are listed wherever notebook 02 put them)."""
     table = split_table(config)
     return source_of(config), list(table.loc[table["split"] == "test", "image"])
 

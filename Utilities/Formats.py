@@ -5,7 +5,9 @@ new layout is one new ``DataSource`` class here, registered in ``FORMATS``.
 
 Layouts (``root`` is the data set's folder):
 
-- ``voc``: ``IMAGES/<stem>.jpg`` with Pascal VOC boxes in ``ANNOTATIONS/<stem>.xml`` (NEU-DET).
+- ``voc``: ``IMAGES/<stem>.jpg`` with Pascal VOC boxes in ``ANNOTATIONS/<stem>.xml`` (NEU-DET);
+  images set aside in ``Validation_Images/`` with their XML in ``Validation_Annotations/``
+  (where notebook 02 moves the test split) are samples too: the split file decides.
 - ``folders``: ``images/<stem>.*`` with ``masks/<stem>.*`` (any image format) holding class
   indices (8 or 16 bit; 0 background, k the k-th class), or 0/255 for one class (JPEG masks
   of one class are thresholded at 128).
@@ -50,7 +52,8 @@ class VocSource(DataSource):
 
     Args:
         images, annotations: folders, relative to ``root`` or absolute.
-        ignore_missing: stems whose image may be absent (moved to the test folder).
+        held_out: the folders of images and XML set aside for testing (listed
+            as samples too), or ``None``.
     """
 
     format = "voc"
@@ -58,10 +61,10 @@ class VocSource(DataSource):
 
     def __init__(self, root, classes=None, binary=False, images: str | Path = "IMAGES",
                  annotations: str | Path = "ANNOTATIONS",
-                 ignore_missing: set[str] | frozenset[str] = frozenset()):
+                 held_out: tuple[str | Path, str | Path] | None = ("Validation_Images", "Validation_Annotations")):
         super().__init__(root, classes, binary)
         self.images_dir, self.annotations_dir = self.root / images, self.root / annotations
-        self.ignore_missing = set(ignore_missing)
+        self.held_out_dirs = tuple(self.root / folder for folder in held_out) if held_out else None
 
     def check(self, names=None, strict=False) -> DataReport:
         report = DataReport(strict=strict)
@@ -71,12 +74,14 @@ class VocSource(DataSource):
         return report if report.errors else super().check(names, strict)
 
     def _list(self, report):
-        images = images_by_stem(self.images_dir)
-        xmls = {p.stem: p for p in sorted(self.annotations_dir.glob("*.xml"))} if self.annotations_dir.is_dir() else {}
-        report.annotations = len(xmls)
-        for stem in self.ignore_missing & (xmls.keys() - images.keys()):
-            del xmls[stem]
-        pairs = pair_by_stem(images, xmls, report, self.annotations_dir, self.images_dir)
+        samples = self._pairs(self.images_dir, self.annotations_dir, report)
+        return samples + (self._pairs(*self.held_out_dirs, report) if self.held_out_dirs else [])
+
+    def _pairs(self, image_dir: Path, annotation_dir: Path, report: DataReport) -> list[Sample]:
+        images = images_by_stem(image_dir)
+        xmls = {p.stem: p for p in sorted(annotation_dir.glob("*.xml"))} if annotation_dir.is_dir() else {}
+        report.annotations += len(xmls)
+        pairs = pair_by_stem(images, xmls, report, annotation_dir, image_dir)
         return [Sample(images[s].name, images[s], self._label(xmls[s]), xmls[s]) for s in pairs]
 
     @staticmethod
@@ -91,7 +96,7 @@ class VocSource(DataSource):
         annotation = parse_voc_xml(sample.truth)
         if (annotation.height, annotation.width) != (height, width):
             raise ValueError(f"image is {width}x{height}, its XML says {annotation.width}x{annotation.height}")
-        return boxes_to_mask(annotation.boxes, height, width, self.source_classes).transpose(1, 2, 0).copy()
+        return boxes_to_mask(annotation.boxes, height, width, self.source_classes)
 
     def _check_truth(self, sample, height, width, report):
         annotation = parse_voc_xml(sample.truth)
@@ -189,9 +194,9 @@ class MagneticTileSource(DataSource):
 
     def _class_masks(self, sample, height, width):
         defect = read_mask_file(sample.truth, height, width) >= 128
-        mask = np.zeros((height, width, len(self.source_classes)), np.uint8)
+        mask = np.zeros((len(self.source_classes), height, width), np.uint8)
         if sample.label != NO_DEFECT:
-            mask[..., self.source_classes.index(sample.label)] = defect
+            mask[self.source_classes.index(sample.label)] = defect
         return mask
 
     def _check_truth(self, sample, height, width, report):
@@ -249,7 +254,7 @@ class CrackForestSource(DataSource):
         return segmentation
 
     def _class_masks(self, sample, height, width):
-        return (self._segmentation(sample, height, width) > 1).astype(np.uint8)[..., None]
+        return (self._segmentation(sample, height, width) > 1).astype(np.uint8)[None]
 
 
 def read_mat_segmentation(path: Path) -> np.ndarray:
@@ -317,10 +322,10 @@ class SeverstalSource(DataSource):
         ]
 
     def _class_masks(self, sample, height, width):
-        mask = np.zeros((height, width, len(self.source_classes)), np.uint8)
+        mask = np.zeros((len(self.source_classes), height, width), np.uint8)
         for class_id, rle in sample.truth:
             try:
-                mask[..., class_id - 1] |= rle_to_mask(rle, height, width)
+                mask[class_id - 1] |= rle_to_mask(rle, height, width)
             except ValueError as error:
                 raise ValueError(f"class {class_id}: {error}") from error
         return mask

@@ -103,8 +103,7 @@ def setup_data(
             target_dir, held_dir = (images_dir, held_images) if is_image else (annotations_dir, held_annotations)
             if not (held_dir / path.name).exists():
                 copied += _copy_if_changed(path, target_dir / path.name)
-    held_out = {p.stem for p in held_images.glob("*")} if held_images.exists() else set()
-    report = VocSource(root, classes, ignore_missing=held_out).check()
+    report = VocSource(root, classes).check()
     return copied, report.raise_if_errors()
 
 

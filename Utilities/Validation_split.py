@@ -17,9 +17,7 @@ import pandas as pd
 
 from Utilities.Data_Retriever_Seg import stratified_split
 from Utilities.Extract_masks import NEU_DET_CLASSES, class_of
-from Utilities.Formats import DataSource
-
-FOLDER_PAIRS = (("IMAGES", "Validation_Images", ".jpg"), ("ANNOTATIONS", "Validation_Annotations", ".xml"))
+from Utilities.Formats import DataSource, VocSource
 
 
 def make_split(
@@ -61,41 +59,44 @@ def split_by_label(names: list[str], labels: list[str], test: int | float, val: 
 
 
 def all_image_names(root: str | Path) -> list[str]:
-    """Every image of the data set, wherever the split has put it."""
-    root = Path(root)
-    return sorted(p.name for folder in ("IMAGES", "Validation_Images") for p in (root / folder).glob("*.jpg"))
+    """Every NEU-DET image with its XML, wherever the split has put it."""
+    return [sample.name for sample in VocSource(root).samples()]
 
 
 def move_test_images(split: pd.DataFrame, root: str | Path) -> int:
-    """Move the ``test`` images and their XML out of the training folders.
+    """Move the ``test`` images and their XML out of the training folders, into the held-out ones.
 
     Returns:
         Number of files moved; 0 when run again.
     """
-    return _move(split.loc[split["split"] == "test", "image"], root, to_held_out=True)
+    source = VocSource(root)
+    return _move(source, split.loc[split["split"] == "test", "image"], source.held_out_dirs)
 
 
 def undo_test_split(root: str | Path) -> int:
     """Move every held-out image and XML back into ``IMAGES/`` and ``ANNOTATIONS/``."""
-    root = Path(root)
-    return _move([p.name for p in (root / "Validation_Images").glob("*.jpg")], root, to_held_out=False)
+    source = VocSource(root)
+    held_images = source.held_out_dirs[0]
+    return _move(source, [s.name for s in source.samples() if s.image.parent == held_images],
+                 (source.images_dir, source.annotations_dir))
 
 
-def _move(image_names, root: str | Path, to_held_out: bool) -> int:
-    root = Path(root)
+def _move(source: VocSource, names, folders: tuple[Path, Path]) -> int:
+    """Move the named samples' image and XML files into ``folders`` (images, annotations); count the files moved."""
     moved = 0
-    for train_folder, held_folder, suffix in FOLDER_PAIRS:
-        source, target = (train_folder, held_folder) if to_held_out else (held_folder, train_folder)
-        (root / target).mkdir(exist_ok=True)
-        for name in image_names:
-            path = root / source / (Path(name).stem + suffix)
-            if path.exists():
-                shutil.move(path, root / target / path.name)
+    for folder in folders:
+        folder.mkdir(exist_ok=True)
+    for name in names:
+        sample = source.sample(name)
+        for path, folder in zip((sample.image, sample.truth), folders):
+            if path.parent != folder:
+                shutil.move(path, folder / path.name)
                 moved += 1
     return moved
 
 
 def held_out_counts(root: str | Path) -> pd.Series:
-    """Images per class in ``Validation_Images/``."""
-    names = [p.name for p in Path(root, "Validation_Images").glob("*.jpg")]
+    """Images per class in the held-out folder (``Validation_Images/``)."""
+    source = VocSource(root)
+    names = [s.name for s in source.samples() if s.image.parent == source.held_out_dirs[0]]
     return pd.Series([class_of(n) for n in names], dtype=str).value_counts().sort_index()

@@ -27,11 +27,11 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")  # the report is the table, not progress bars
 
-import pandas as pd  # noqa: E402
 
 from benchmarks.experiments import describe, experiment_parser, record, train_or_reload  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Evaluate import evaluate_folder  # noqa: E402
+from Utilities.Data_Retriever_Seg import split_table  # noqa: E402
+from Utilities.Evaluate import evaluate_source, held_out_set  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,11 +49,11 @@ POST_PROCESSING = {  # name: Predictor options; chosen on val, never on test
 def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = False) -> dict[str, float | str]:
     """Scores at 200x200: val per post-processing, then (unless ``val_only``) test without post-processing
     and test with the post-processing best on val."""
-    split = pd.read_csv(config.split_path)
+    source, test_names = held_out_set(config)
+    split = split_table(config)
     val_names = list(split.loc[split["split"] == "val", "image"])
     val_dice = {
-        name: evaluate_folder(Predictor(checkpoint, **options), ROOT / "IMAGES", ROOT / "ANNOTATIONS", names=val_names)
-        .compute()["dice"]
+        name: evaluate_source(Predictor(checkpoint, **options), source, val_names).compute()["dice"]
         for name, options in POST_PROCESSING.items()
     }
     chosen = max(val_dice, key=val_dice.get)
@@ -62,9 +62,7 @@ def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = Fal
     if val_only:
         return row
     for label, name in (("", "plain"), ("_post", chosen)):
-        meter = evaluate_folder(
-            Predictor(checkpoint, **POST_PROCESSING[name]), ROOT / "Validation_Images", ROOT / "Validation_Annotations"
-        )
+        meter = evaluate_source(Predictor(checkpoint, **POST_PROCESSING[name]), source, test_names)
         scores = meter.compute()
         row |= {f"test_{k}{label}": scores[k] for k in ("dice", "iou", "mean_iou", "class_accuracy")}
         if not label:

@@ -48,7 +48,7 @@ from Utilities.Data_Retriever_Seg import (  # noqa: E402
     split_table,
     train_transforms,
 )
-from Utilities.Evaluate import evaluate_folder  # noqa: E402
+from Utilities.Evaluate import evaluate_source, held_out_set  # noqa: E402
 from Utilities.Hardware import autocast, autocast_dtype, prepare_model  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
 from Utilities.Onnx_export import export_onnx, onnx_predict, onnx_session, quantize_int8  # noqa: E402
@@ -213,9 +213,9 @@ def inference_rows(config: TrainConfig, workdir: Path) -> list[tuple[str, float,
 def inference_accuracy(checkpoint: Path, workdir: Path) -> list[tuple[str, float, str]]:
     """Test Dice of a trained checkpoint along the float32, default and int8 paths."""
     rows = []
+    source, test_names = held_out_set(config_for())
     for name, precision in (("float32", "float32"), ("default", "auto")):
-        meter = evaluate_folder(Predictor(checkpoint, precision=precision), ROOT / "Validation_Images",
-                                ROOT / "Validation_Annotations")
+        meter = evaluate_source(Predictor(checkpoint, precision=precision), source, test_names)
         rows.append((f"trained model, test Dice, {name} PyTorch", meter.compute()["dice"], "Dice"))
     predictor = Predictor(checkpoint, precision="float32")
     onnx_path = export_onnx(checkpoint, workdir / "trained.onnx")
@@ -224,13 +224,13 @@ def inference_accuracy(checkpoint: Path, workdir: Path) -> list[tuple[str, float
     paths = [ROOT / "IMAGES" / name for name in train["image"]]
     calibration = [predictor.preprocess([read_image(p) for p in paths[i : i + 8]]).numpy() for i in range(0, len(paths), 8)]
     int8 = OnnxPredictor(predictor, onnx_session(quantize_int8(onnx_path, calibration, workdir / "trained.int8.onnx")))
-    meter = evaluate_folder(int8, ROOT / "Validation_Images", ROOT / "Validation_Annotations")
+    meter = evaluate_source(int8, source, test_names)
     rows.append(("trained model, test Dice, ONNX Runtime int8", meter.compute()["dice"], "Dice"))
     return rows
 
 
 class OnnxPredictor:
-    """A ``Predictor`` whose model runs in ONNX Runtime, so ``evaluate_folder`` can score it."""
+    """A ``Predictor`` whose model runs in ONNX Runtime, so ``evaluate_source`` can score it."""
 
     def __init__(self, predictor: Predictor, session):
         self.predictor, self.session = predictor, session

@@ -36,7 +36,7 @@ def test_folders_multi_class_8_and_16_bit(tmp_path):
     assert [s.name for s in source.samples()] == ["a.jpg", "b.png"]
     for sample in source.samples():
         mask = source.mask(sample, 6, 8)
-        assert mask.shape == (6, 8, 2) and mask[1, 2, 0] == 1 and mask[3, 4:6, 1].all() and mask.sum() == 3
+        assert mask.shape == (2, 6, 8) and mask[0, 1, 2] == 1 and mask[1, 3, 4:6].all() and mask.sum() == 3
     assert cv2.imread(str(tmp_path / "masks" / "b.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
     assert source.check().errors == []
     binary = open_source("folders", tmp_path, classes=("pit", "scratch"), binary=True)
@@ -49,7 +49,7 @@ def test_folders_binary_0_255(tmp_path):
     write_image(tmp_path / "images" / "x.jpg", 4, 4)
     write_png(tmp_path / "masks" / "x.png", mask)
     source = open_source("folders", tmp_path)
-    assert source.mask(source.samples()[0], 4, 4)[..., 0].tolist()[0] == [1, 1, 0, 0]
+    assert source.mask(source.samples()[0], 4, 4)[0].tolist()[0] == [1, 1, 0, 0]
     assert source.check().errors == []
 
 
@@ -96,9 +96,9 @@ def test_magnetic_tile_binary_and_per_class(tmp_path):
     samples = {s.name: s for s in per_class.samples()}
     assert len(samples) == 10 and samples["MT_Free/Imgs/exp0.jpg"].label == "free"
     crack = per_class.mask(samples["MT_Crack/Imgs/exp1.jpg"], 40, 56)
-    assert crack.shape == (40, 56, 2) and crack[..., 0].sum() == 0 and crack[..., 1].sum() == 64 + 1
+    assert crack.shape == (2, 40, 56) and crack[0].sum() == 0 and crack[1].sum() == 64 + 1
     binary = open_source("magnetic_tile", root, classes=("Blowhole", "Crack"), binary=True)
-    assert binary.mask(samples["MT_Crack/Imgs/exp1.jpg"], 40, 56)[..., 0].sum() == 65
+    assert binary.mask(samples["MT_Crack/Imgs/exp1.jpg"], 40, 56)[0].sum() == 65
     assert binary.mask(samples["MT_Free/Imgs/exp2.jpg"], 40, 56).sum() == 0
     assert per_class.check().errors == []
 
@@ -155,8 +155,8 @@ def test_crackforest_reads_every_crack_region(tmp_path, cell, seg):
     source = open_source("crackforest", make_crackforest(tmp_path / "cfd", cell, seg))
     assert [s.name for s in source.samples()] == ["001.jpg", "002.jpg", "003.jpg", "004.jpg", "005.jpg"]
     first, fifth = source.mask(source.samples()[0], 32, 48), source.mask(source.samples()[4], 32, 48)
-    assert first.shape == (32, 48, 1) and first[11, 5:40, 0].all() and first.sum() == 35
-    assert fifth[15, 5:40, 0].all() and fifth[20:25, 30, 0].all() and fifth[2, 2:6, 0].all() and fifth.sum() == 35 + 5 + 4
+    assert first.shape == (1, 32, 48) and first[0, 11, 5:40].all() and first.sum() == 35
+    assert fifth[0, 15, 5:40].all() and fifth[0, 20:25, 30].all() and fifth[0, 2, 2:6].all() and fifth.sum() == 35 + 5 + 4
     report = source.check()
     assert report.errors == [] and any("1 images have neither" in w for w in report.warnings)
 
@@ -207,9 +207,9 @@ def test_severstal_decodes_both_csv_styles(tmp_path, old_style):
     samples = {s.name: s for s in source.samples()}
     assert {n: s.label for n, s in samples.items()} == {"a.jpg": "1", "b.jpg": "4", "c.jpg": "free"}
     for name, expected in masks.items():
-        np.testing.assert_array_equal(source.mask(samples[name], 8, 16), expected.transpose(1, 2, 0))
+        np.testing.assert_array_equal(source.mask(samples[name], 8, 16), expected)
     merged = open_source("severstal", tmp_path, binary=True)
-    np.testing.assert_array_equal(merged.mask(samples["a.jpg"], 8, 16)[..., 0], masks["a.jpg"].max(0))
+    np.testing.assert_array_equal(merged.mask(samples["a.jpg"], 8, 16)[0], masks["a.jpg"].max(0))
     assert source.check().errors == []
 
 
@@ -237,7 +237,7 @@ def test_severstal_submission_round_trips(tmp_path):
     (tmp_path / "train.csv").write_text(table.to_csv(index=False))  # the submission reads back as a train.csv
     source = open_source("severstal", tmp_path)
     for sample in source.samples():
-        np.testing.assert_array_equal(source.mask(sample, 8, 16), masks[sample.name].transpose(1, 2, 0))
+        np.testing.assert_array_equal(source.mask(sample, 8, 16), masks[sample.name])
 
 
 def test_unknown_format_lists_the_known_ones(tmp_path):
@@ -264,7 +264,7 @@ def test_folders_read_lossy_jpeg_masks_with_the_image_name_and_say_what_they_loo
     assert report.errors == ["lonely.png: no annotation lonely.jpg or lonely.jpeg or lonely.png or lonely.bmp in "
                              f"{tmp_path / 'masks'}"]
     assert any("3 masks are JPEG (lossy); read as grey and thresholded at 128" in w for w in report.warnings)
-    np.testing.assert_array_equal(source.mask(source.sample("0.jpg"), 40, 48)[..., 0], truth)
+    np.testing.assert_array_equal(source.mask(source.sample("0.jpg"), 40, 48)[0], truth)
 
 
 def make_folders(root):
@@ -386,5 +386,5 @@ def test_folders_read_palette_and_grey_rgb_masks(tmp_path):
     source = open_source("folders", tmp_path, classes=("pit", "scratch"))
     for name in ("p.jpg", "g.jpg"):
         mask = source.mask(source.sample(name), 6, 8)
-        assert mask[..., 1].sum() == 4 and mask[..., 0].sum() == 0
+        assert mask[1].sum() == 4 and mask[0].sum() == 0
     assert [e for e in source.check().errors if "c.png" in e] == ["c.jpg: c.png: mask has 3 different channels, expected one"]

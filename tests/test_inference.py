@@ -10,8 +10,9 @@ import torch
 
 from Utilities.Checkpoint import load_checkpoint, save_checkpoint
 from Utilities.Config import TrainConfig
-from Utilities.Evaluate import evaluate_folder
+from Utilities.Evaluate import evaluate_source
 from Utilities.Fast_inference import fold_batch_norm
+from Utilities.Formats import VocSource
 from Utilities.Inference import Predictor, predict_folder
 from Utilities.Onnx_export import export_onnx, onnx_config, onnx_predict, onnx_session
 from Utilities.Postprocess import label_map
@@ -65,11 +66,12 @@ def test_folder_prediction_and_evaluation(checkpoint, neu_like, tmp_path):
     mask = cv2.imread(str(tmp_path / "out" / f"{first}_mask.png"), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (48, 48) and mask.max() <= 6
     assert (tmp_path / "out" / f"{first}_overlay.jpg").exists()
-    scores = evaluate_folder(predictor, neu_like / "IMAGES", neu_like / "ANNOTATIONS", limit=7).compute()
+    scores = evaluate_source(predictor, VocSource(neu_like), limit=7).compute()
     assert 0 <= scores["dice"] <= 1 and len(scores) > 10
     elsewhere = tmp_path / "other" / "xml"  # annotations need not sit beside the images
     shutil.copytree(neu_like / "ANNOTATIONS", elsewhere)
-    moved = evaluate_folder(predictor, neu_like / "IMAGES", elsewhere, limit=7).compute()
+    moved = evaluate_source(predictor, VocSource(tmp_path, images=neu_like / "IMAGES", annotations=elsewhere,
+                                                 held_out=None), limit=7).compute()
     assert (moved["images"], moved["dice"], moved["iou"]) == (7, scores["dice"], scores["iou"])
 
 

@@ -31,7 +31,8 @@ def test_images_held_out_are_not_copied_back(source, tmp_path):
     shutil.move(project / "IMAGES" / "crazing_1.jpg", project / "Validation_Images" / "crazing_1.jpg")
     shutil.move(project / "ANNOTATIONS" / "crazing_1.xml", project / "Validation_Annotations" / "crazing_1.xml")
     copied, report = setup_data(source, project)
-    assert copied == 0 and report.images == 11 and not report.errors
+    assert copied == 0 and not (project / "IMAGES" / "crazing_1.jpg").exists()
+    assert report.images == 12 and not report.errors  # the held-out image is a sample too, where it now lies
 
 
 def test_download_an_archive_from_a_url(source, tmp_path):
