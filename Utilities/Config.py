@@ -17,6 +17,19 @@ def quick_mode() -> bool:
     return os.environ.get(QUICK_ENV, "0") not in ("", "0", "false", "False")
 
 
+def run_settings(run_name: str, epochs: int, image_size: int, quick: bool, quick_images: tuple[int, int]) -> dict:
+    """The ``TrainConfig`` settings that differ between a full run and quick mode.
+
+    Quick mode trains one epoch at 64 px on ``quick_images`` (train, val)
+    images, under ``<run_name>_quick`` so that it never overwrites a full
+    run's model.
+    """
+    if not quick:
+        return dict(run_name=run_name, epochs=epochs, image_size=image_size)
+    train, val = quick_images
+    return dict(run_name=f"{run_name}_quick", epochs=1, image_size=64, max_train_images=train, max_val_images=val)
+
+
 def setting(default, option: bool = True, resume: bool = False):
     """A ``TrainConfig`` field, declared once with what it is: ``option``, an option of the training command
     (``Utilities.Train``); ``resume``, a setting that a resumed run must share (``Checkpoint.check_resumable``)."""
@@ -41,7 +54,8 @@ class TrainConfig:
     Tile, Severstal).
     ``defect_fraction`` makes the training sampler draw images with a defect
     that often (default: as often as they occur). ``monitor`` is the
-    validation score that picks the best checkpoint. ``output_prior`` starts
+    validation score that picks the best checkpoint (the highest; ``loss``: the
+    lowest validation loss). ``output_prior`` starts
     every pixel's predicted probability at that value (for tiny defects, about
     their share of the pixels; see ``Resnet_Unet.set_output_prior``).
     ``image_head`` adds a classification head that predicts per class whether
@@ -74,6 +88,8 @@ class TrainConfig:
     optimizer: str = setting("adamw", resume=True)
     scheduler: str = setting("onecycle", resume=True)
     loss: str = setting("bce_dice", resume=True)
+    dice_weight: float = setting(1.0, resume=True)  # the soft-Dice term's weight beside the pixel loss (*_dice losses)
+    image_loss_weight: float = setting(1.0, resume=True)  # the image head's cross-entropy term's weight
     precision: str = setting("auto")
     threshold: float = setting(0.5)
     seed: int = setting(42, resume=True)

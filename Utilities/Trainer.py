@@ -38,22 +38,22 @@ class PixelPlusDiceLoss(torch.nn.Module):
             cross-entropy's easy background pixels drown the few defect pixels.
     """
 
-    def __init__(self, pixel_loss: torch.nn.Module):
+    def __init__(self, pixel_loss: torch.nn.Module, dice_weight: float = 1.0):
         super().__init__()
-        self.pixel = pixel_loss
+        self.pixel, self.dice_weight = pixel_loss, dice_weight
         self.dice = smp.losses.DiceLoss(mode="multilabel", from_logits=True)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.pixel(logits, targets) + self.dice(logits, targets)
+        return self.pixel(logits, targets) + self.dice_weight * self.dice(logits, targets)
 
 
-LOSSES = {
-    "bce_dice": lambda: PixelPlusDiceLoss(torch.nn.BCEWithLogitsLoss()),
-    "focal_dice": lambda: PixelPlusDiceLoss(smp.losses.FocalLoss(mode="multilabel")),
-    "bce": torch.nn.BCEWithLogitsLoss,
-    "dice": lambda: smp.losses.DiceLoss(mode="multilabel", from_logits=True),
-    "focal": lambda: smp.losses.FocalLoss(mode="multilabel"),
-    "lovasz": lambda: smp.losses.LovaszLoss(mode="multilabel", from_logits=True),
+LOSSES = {  # each builds the pixel loss from the config
+    "bce_dice": lambda config: PixelPlusDiceLoss(torch.nn.BCEWithLogitsLoss(), config.dice_weight),
+    "focal_dice": lambda config: PixelPlusDiceLoss(smp.losses.FocalLoss(mode="multilabel"), config.dice_weight),
+    "bce": lambda config: torch.nn.BCEWithLogitsLoss(),
+    "dice": lambda config: smp.losses.DiceLoss(mode="multilabel", from_logits=True),
+    "focal": lambda config: smp.losses.FocalLoss(mode="multilabel"),
+    "lovasz": lambda config: smp.losses.LovaszLoss(mode="multilabel", from_logits=True),
 }
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 
@@ -62,22 +62,23 @@ class WithImageTerm(torch.nn.Module):
     """``pixel_loss`` on the pixel logits; for a model with an image head (``Resnet_Unet.WithImageLogits``) plus
     binary cross-entropy of its image logits against "this image (or crop) holds a pixel of the class"."""
 
-    def __init__(self, pixel_loss: torch.nn.Module):
+    def __init__(self, pixel_loss: torch.nn.Module, image_weight: float = 1.0):
         super().__init__()
-        self.pixel = pixel_loss
+        self.pixel, self.image_weight = pixel_loss, image_weight
 
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits, image_logits = split_image_logits(outputs, targets.shape[1])
         loss = self.pixel(logits, targets)
         if image_logits is None:
             return loss
-        return loss + F.binary_cross_entropy_with_logits(image_logits, targets.amax(dim=(2, 3)))
+        return loss + self.image_weight * F.binary_cross_entropy_with_logits(image_logits, targets.amax(dim=(2, 3)))
 
 
-def make_loss(name: str) -> torch.nn.Module:
-    if name not in LOSSES:
-        raise KeyError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
-    return WithImageTerm(LOSSES[name]())
+def make_loss(config: TrainConfig) -> torch.nn.Module:
+    """The config's ``loss``, with its term weights, and the image head's term."""
+    if config.loss not in LOSSES:
+        raise KeyError(f"unknown loss {config.loss!r}; known: {', '.join(LOSSES)}")
+    return WithImageTerm(LOSSES[config.loss](config), config.image_loss_weight)
 
 
 def make_optimizer(name: str, model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -89,11 +90,14 @@ def make_optimizer(name: str, model: torch.nn.Module, lr: float, weight_decay: f
     return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
+LOWER_IS_BETTER = ("loss",)  # validation scores a better model lowers; the Meter's all rise
+
+
 def check_monitor(name: str, channels: tuple[str, ...]) -> str:
-    """``name`` if the Meter reports such a validation score (higher is better), else a ``KeyError`` listing them."""
+    """``name`` if validation reports such a score (the Meter's, or ``loss``), else a ``KeyError`` listing them."""
     meter = Meter(channels)
     meter.update(torch.zeros(1, len(channels), 1, 1), torch.zeros(1, len(channels), 1, 1))
-    known = [k for k in meter.compute() if k != "images"]
+    known = [k for k in meter.compute() if k != "images"] + list(LOWER_IS_BETTER)
     if name not in known:
         raise KeyError(f"cannot pick the best checkpoint by {name!r}; known validation scores: {', '.join(known)}")
     return name
@@ -189,16 +193,18 @@ def evaluate(
 
 
 SCHEDULERS = {  # stepped after every batch; ``steps`` is the whole run's number of batches
-    "onecycle": lambda optimizer, lr, steps: torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps),
-    "cosine": lambda optimizer, lr, steps: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps),
-    "constant": lambda optimizer, lr, steps: torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0),
+    "onecycle": lambda optimizer, config, steps: torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=steps),
+    "cosine": lambda optimizer, config, steps: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps),
+    "constant": lambda optimizer, config, steps: torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0),
 }
 
 
-def make_scheduler(name: str, optimizer: torch.optim.Optimizer, lr: float, steps: int):
-    if name not in SCHEDULERS:
-        raise KeyError(f"unknown scheduler {name!r}; known: {', '.join(SCHEDULERS)}")
-    return SCHEDULERS[name](optimizer, lr, max(steps, 1))
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps: int):
+    """The config's ``scheduler`` for a run of ``steps`` batches."""
+    if config.scheduler not in SCHEDULERS:
+        raise KeyError(f"unknown scheduler {config.scheduler!r}; known: {', '.join(SCHEDULERS)}")
+    return SCHEDULERS[config.scheduler](optimizer, config, max(steps, 1))
 
 
 @dataclass
@@ -267,8 +273,7 @@ def _start(model, config: TrainConfig, batches_per_epoch: int, device, resume) -
     if world_size() > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
-    run = _Run(model, make_loss(config.loss), optimizer,
-               make_scheduler(config.scheduler, optimizer, config.lr, config.epochs * batches_per_epoch),
+    run = _Run(model, make_loss(config), optimizer, make_scheduler(config, optimizer, config.epochs * batches_per_epoch),
                torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), device, dtype)
     if state is not None:
         run.optimizer.load_state_dict(state["optimizer"])
@@ -303,7 +308,8 @@ def _keep(run: _Run, config: TrainConfig, encoder_weights_used, row: dict) -> No
     models, monitor = Path(config.models_dir), f"val_{check_monitor(config.monitor, config.channels)}"
     earlier = [r.get(monitor, math.nan) for r in run.history[:-1]]  # rows resumed from older runs may lack it
     earlier = [score for score in earlier if not math.isnan(score)]
-    if row[monitor] > max(earlier, default=-1.0):  # NaN (e.g. AP without defects in val) never is
+    sign = -1 if config.monitor in LOWER_IS_BETTER else 1
+    if sign * row[monitor] > max((sign * score for score in earlier), default=-math.inf):  # NaN (AP without defects) never is
         save_checkpoint(models / f"{config.run_name}_best.pth", run.model, config, row, encoder_weights_used,
                         epoch=row["epoch"])
     _save_last(models / f"{config.run_name}_last.pth", run.model, run.optimizer, run.scheduler, run.scaler, config,

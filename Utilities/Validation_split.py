@@ -11,6 +11,7 @@ model selection; ``train`` is the rest. Moving is idempotent and can be undone.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -45,6 +46,18 @@ def split_source(source: DataSource, test: int | float = 0.2, val: int | float =
     """
     samples = source.samples()
     return split_by_label([s.name for s in samples], [s.label for s in samples], test, val, seed)
+
+
+def load_or_write_split(path: str | Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The split file at ``path``; the first time, ``make()``'s split written there (to be committed), so
+    that every later run, and everyone else, uses the same one."""
+    path = Path(path)
+    if path.exists():
+        return pd.read_csv(path)
+    split = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    split.to_csv(path, index=False)
+    return split
 
 
 def split_by_label(names: list[str], labels: list[str], test: int | float, val: int | float, seed: int) -> pd.DataFrame:

@@ -47,7 +47,7 @@ def _training_step(config: TrainConfig, project_way: bool):
     dtype = autocast_dtype(CPU) if project_way else None
     model = prepare_for_training(model, CPU, dtype) if project_way else model
     model.train()
-    loss_fn = make_loss(config.loss)
+    loss_fn = make_loss(config)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
     images, masks = _batch(config)
     if not project_way:

@@ -115,7 +115,7 @@ def baseline_training(config: TrainConfig) -> float:
     dataset = train_dataset(config, BATCH * (TRAIN_STEPS + WARMUP_STEPS), cache_in_ram=False)
     model, _ = build_model(config.arch, config.encoder, len(config.channels))
     model.train()
-    loss_fn = make_loss("bce_dice")
+    loss_fn = make_loss(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batches = iter(DataLoader(dataset, batch_size=BATCH, shuffle=True))
     started = None
@@ -134,7 +134,7 @@ def default_training(config: TrainConfig, num_workers: int) -> float:
     dataset = train_dataset(config, BATCH * (TRAIN_STEPS + WARMUP_STEPS), cache_in_ram=True)
     model, _ = build_model(config.arch, config.encoder, len(config.channels))
     model = prepare_model(model, CPU)
-    loss_fn = make_loss(config.loss)
+    loss_fn = make_loss(config)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
@@ -257,7 +257,7 @@ def memory_probe() -> None:
     model = prepare_model(build_model(config.arch, config.encoder, len(config.channels))[0], CPU)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
     train_one_epoch(
-        model, make_loss(config.loss), optimizer, torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0),
+        model, make_loss(config), optimizer, torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0),
         list(itertools.islice(train_loader, 20)), CPU, autocast_dtype(CPU), torch.amp.GradScaler("cpu", enabled=False),
     )
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

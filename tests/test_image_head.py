@@ -5,6 +5,7 @@ import torch
 from test_training import tiny_run
 
 from Utilities.Checkpoint import store_postprocessing
+from Utilities.Config import TrainConfig
 from Utilities.Inference import Predictor
 from Utilities.Postprocess import PostProcessing
 from Utilities.Resnet_Unet import build_model, model_for, split_image_logits
@@ -26,7 +27,7 @@ def test_the_loss_adds_the_image_term_only_for_a_model_with_a_head():
     targets = torch.zeros(2, 1, 8, 8)
     targets[0, 0, 2:4, 2:4] = 1  # image 0 has a defect, image 1 none
     logits = 8 * (2 * targets - 1)
-    loss = make_loss("bce_dice")
+    loss = make_loss(TrainConfig())
     right = torch.cat([logits, torch.tensor([8.0, -8.0]).view(2, 1, 1, 1).expand_as(logits)], 1)
     wrong = torch.cat([logits, torch.tensor([-8.0, 8.0]).view(2, 1, 1, 1).expand_as(logits)], 1)
     assert loss(right, targets) < loss(logits, targets) + 0.01 < loss(wrong, targets)

@@ -7,7 +7,7 @@ import torch
 from Utilities.Checkpoint import load_checkpoint, read_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import make_loaders
-from Utilities.Resnet_Unet import build_model
+from Utilities.Resnet_Unet import build_model, model_for
 from Utilities.Trainer import LOSSES, SCHEDULERS, fit
 from Utilities.Validation_split import all_image_names, make_split
 
@@ -18,7 +18,7 @@ def tiny_run(root, epochs=2, run_name="tiny", **settings):
     split.to_csv(root / "splits" / "NEU-DET.csv", index=False)
     config = TrainConfig(root=root, image_size=32, batch_size=4, epochs=epochs, lr=3e-3, run_name=run_name, **settings)
     train_loader, val_loader = make_loaders(config)
-    model, used = build_model(config.arch, config.encoder, len(config.classes), config.encoder_weights)
+    model, used = model_for(config)
     return model, train_loader, val_loader, config, used
 
 
@@ -140,7 +140,7 @@ def test_every_loss_falls_as_logits_approach_the_truth(name):
 
     targets = torch.zeros(2, 3, 8, 8)
     targets[:, :, 2:5, 2:5] = 1
-    loss = make_loss(name)
+    loss = make_loss(TrainConfig(loss=name))
     far, near = loss(torch.zeros_like(targets), targets), loss(8 * (2 * targets - 1), targets)
     assert torch.isfinite(far) and near < far
 
@@ -151,8 +151,9 @@ def test_unknown_monitor_is_refused_before_training(neu_like):
     assert check_monitor("mean_dice", ("a", "b")) == "mean_dice" and check_monitor("ap_b", ("a", "b")) == "ap_b"
     with pytest.raises(KeyError, match="known validation scores: dice"):
         check_monitor("val_dice", ("a",))
-    with pytest.raises(KeyError, match="'loss'"):
-        check_monitor("loss", ("a",))
+    assert check_monitor("loss", ("a",)) == "loss"  # the validation loss, minimised
+    with pytest.raises(KeyError, match="'train_loss'"):
+        check_monitor("train_loss", ("a",))
 
 
 def test_a_checkpoint_from_before_the_data_set_spec_still_resumes(neu_like):
@@ -227,10 +228,31 @@ def test_every_scheduler_lasts_the_whole_run_and_stays_at_or_under_the_rate(name
     from Utilities.Trainer import make_scheduler
 
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    scheduler = make_scheduler(name, optimizer, 1e-3, steps=12)
+    scheduler = make_scheduler(TrainConfig(scheduler=name, lr=1e-3), optimizer, steps=12)
     rates = []
     for _ in range(12):
         optimizer.step()
         scheduler.step()
         rates.append(optimizer.param_groups[0]["lr"])
     assert all(0 <= rate <= 1e-3 * (1 + 1e-6) for rate in rates)
+
+
+def test_the_loss_terms_are_weighted_by_the_config():
+    from Utilities.Trainer import make_loss
+
+    targets = torch.zeros(2, 1, 8, 8)
+    targets[0, 0, 2:5, 2:5] = 1
+    logits = torch.randn(2, 1, 8, 8)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    assert torch.allclose(make_loss(TrainConfig(dice_weight=0.0))(logits, targets), bce)
+    assert make_loss(TrainConfig(dice_weight=2.0))(logits, targets) > make_loss(TrainConfig())(logits, targets)
+    with_head = torch.cat([logits, torch.full_like(logits, -3.0)], 1)  # image logits say "no defect" for both
+    assert torch.allclose(make_loss(TrainConfig(image_loss_weight=0.0))(with_head, targets),
+                          make_loss(TrainConfig())(logits, targets))
+
+
+def test_a_loss_monitor_keeps_the_epoch_with_the_lowest_val_loss(neu_like):
+    model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=3, monitor="loss", run_name="by_loss")
+    history = fit(model, train_loader, val_loader, config, used)
+    best = read_checkpoint(neu_like / "Models" / "by_loss_best.pth")
+    assert best["metrics"]["val_loss"] == pytest.approx(history["val_loss"].min())

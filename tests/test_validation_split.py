@@ -1,4 +1,13 @@
-from Utilities.Validation_split import all_image_names, held_out_counts, make_split, move_test_images, undo_test_split
+import pandas as pd
+
+from Utilities.Validation_split import (
+    all_image_names,
+    held_out_counts,
+    load_or_write_split,
+    make_split,
+    move_test_images,
+    undo_test_split,
+)
 
 
 def test_split_is_stratified_and_complete(neu_like):
@@ -20,3 +29,15 @@ def test_move_is_idempotent_and_can_be_undone(neu_like):
     assert undo_test_split(neu_like) == 12
     assert len(list((neu_like / "IMAGES").glob("*.jpg"))) == 24
     assert len(list((neu_like / "ANNOTATIONS").glob("*.xml"))) == 24
+
+
+def test_a_split_is_written_once_then_read(tmp_path):
+    made = []
+
+    def make():
+        made.append(1)
+        return pd.DataFrame({"image": ["a.jpg", "b.jpg"], "class": ["x", "y"], "split": ["train", "test"]})
+
+    first = load_or_write_split(tmp_path / "splits" / "set.csv", make)
+    again = load_or_write_split(tmp_path / "splits" / "set.csv", make)
+    assert made == [1] and first.equals(again) and list(again["split"]) == ["train", "test"]

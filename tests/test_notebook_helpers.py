@@ -1,0 +1,23 @@
+"""What every notebook's first cells call: the set-up, quick mode's settings."""
+
+import pytest
+
+from Utilities.Config import TrainConfig, run_settings
+from Utilities.Notebook import setup_notebook
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_setup_finds_the_project_folder_and_quick_mode(tmp_path, monkeypatch, capsys, quick):
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    monkeypatch.setenv("SEG_QUICK", "1" if quick else "0")
+    assert setup_notebook() == (tmp_path, quick)
+    assert capsys.readouterr().out == ("quick mode\n" if quick else "full run\n")
+
+
+def test_quick_mode_settings_go_through_the_constructor():
+    full = TrainConfig(**run_settings("fpn_lite2", 30, 128, quick=False, quick_images=(64, 32)))
+    quick = TrainConfig(**run_settings("fpn_lite2", 30, 128, quick=True, quick_images=(64, 32)))
+    assert (full.run_name, full.epochs, full.image_size, full.max_train_images) == ("fpn_lite2", 30, 128, None)
+    assert (quick.run_name, quick.epochs, quick.image_size) == ("fpn_lite2_quick", 1, 64)  # never a full run's name
+    assert (quick.max_train_images, quick.max_val_images) == (64, 32)
