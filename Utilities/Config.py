@@ -100,12 +100,15 @@ class TrainConfig:
     run_name: str = setting("fpn_lite2")
     mean: tuple[float, float, float] | None = setting(None, option=False)
     std: tuple[float, float, float] | None = setting(None, option=False)
-    split_file: str = setting("splits/NEU-DET.csv", resume=True)
+    split_file: str | None = setting(None, resume=True)  # default: splits/<data set folder's name>.csv
 
     def __post_init__(self):
         if self.data_format not in FORMATS:
             raise KeyError(f"unknown data set format {self.data_format!r}; known: {', '.join(FORMATS)}")
         self.classes = tuple(self.classes) if self.classes else FORMATS[self.data_format].default_classes
+        if self.split_file is None:  # the data set's own folder name, or its format's usual one at the project root
+            name = Path(self.data_root).name if self.data_root else FORMATS[self.data_format].default_name
+            self.split_file = f"splits/{name}.csv"
         own_mean, own_std = normalisation(self.encoder, self.encoder_weights)
         self.mean, self.std = tuple(self.mean or own_mean), tuple(self.std or own_std)
         self._check_registered_names()

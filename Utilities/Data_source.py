@@ -52,6 +52,7 @@ class DataSource:
 
     format: ClassVar[str]
     default_classes: ClassVar[tuple[str, ...]]
+    default_name: ClassVar[str] = "dataset"  # names its split file when it sits in the project folder itself
 
     def __init__(self, root: str | Path, classes: tuple[str, ...] | None = None, binary: bool = False):
         self.root = Path(root)

@@ -58,6 +58,7 @@ class VocSource(DataSource):
 
     format = "voc"
     default_classes = NEU_DET_CLASSES
+    default_name = "NEU-DET"
 
     def __init__(self, root, classes=None, binary=False, images: str | Path = "IMAGES",
                  annotations: str | Path = "ANNOTATIONS",

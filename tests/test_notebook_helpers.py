@@ -21,3 +21,9 @@ def test_quick_mode_settings_go_through_the_constructor():
     assert (full.run_name, full.epochs, full.image_size, full.max_train_images) == ("fpn_lite2", 30, 128, None)
     assert (quick.run_name, quick.epochs, quick.image_size) == ("fpn_lite2_quick", 1, 64)  # never a full run's name
     assert (quick.max_train_images, quick.max_val_images) == (64, 32)
+
+
+def test_the_split_file_defaults_to_the_data_set_it_belongs_to():
+    assert TrainConfig().split_file == "splits/NEU-DET.csv"  # NEU-DET sits in the project folder itself
+    assert TrainConfig(data_format="magnetic_tile", data_root="data/Magnetic-Tile").split_file == "splits/Magnetic-Tile.csv"
+    assert TrainConfig(data_format="folders", data_root="data/Tiles", split_file="splits/mine.csv").split_file == "splits/mine.csv"
