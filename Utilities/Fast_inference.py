@@ -1,7 +1,17 @@
-"""The fastest eager form of a trained model for predictions on this machine: BatchNorm folded into the
-convolutions, channels-last, bfloat16 weights on CPUs with bf16 instructions (measured in ``make bench``)."""
+"""The fastest form of a trained model for predictions on this machine (measured in ``make bench``).
+
+On a CPU, where OpenVINO is installed (it is in ``requirements.txt``), the
+model converted by OpenVINO and compiled for this CPU, in bfloat16 where the
+CPU has bf16 instructions: 1.65x the PyTorch path end to end for
+FPN/EfficientNet-Lite2 on a 2-core Xeon. Otherwise, and on CUDA, PyTorch
+eager with BatchNorm folded into the convolutions, channels-last, and
+bfloat16 weights on CPUs with bf16 instructions.
+"""
 
 from __future__ import annotations
+
+import importlib.util
+import warnings
 
 import torch
 from torch.fx.proxy import TraceError
@@ -62,3 +72,40 @@ def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
             model.set_submodule(source.target, fuse_conv_bn_eval(modules[source.target], modules[node.target]))
             model.set_submodule(node.target, _after_folding(modules[node.target]))
     return model
+
+
+BACKENDS = ("auto", "openvino", "torch")
+
+
+def choose_backend(backend: str, device: torch.device) -> str:
+    """``openvino`` or ``torch``: ``auto`` is OpenVINO on a CPU where it is installed, else PyTorch."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "openvino" if device.type == "cpu" and importlib.util.find_spec("openvino") else "torch"
+    if backend == "openvino" and device.type != "cpu":
+        raise ValueError(f"the OpenVINO backend runs on the CPU, not on {device}")
+    return backend
+
+
+class OpenVinoModel(torch.nn.Module):
+    """``model`` converted by OpenVINO and compiled for this CPU, called like the module it came from.
+
+    Inputs of any batch size, height and width; ``bfloat16`` sets OpenVINO's
+    inference precision (``float32`` otherwise). Converting takes 2-3 s.
+    """
+
+    def __init__(self, model: torch.nn.Module, bfloat16: bool):
+        import openvino
+
+        super().__init__()
+        with warnings.catch_warnings():  # OpenVINO traces the model with torch.jit, which warns about itself
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            converted = openvino.convert_model(model.eval().float(), example_input=torch.zeros(1, 3, 64, 64),
+                                               input=[(-1, 3, -1, -1)])
+        self.compiled = openvino.Core().compile_model(converted, "CPU",
+                                                      {"INFERENCE_PRECISION_HINT": "bf16" if bfloat16 else "f32"})
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.compiled(images.float().contiguous().numpy())[0])

@@ -5,6 +5,10 @@ minutes to a good model.
   the project's way (bf16 autocast, channels-last, depthwise convolutions in
   float32; BatchNorm folded and bf16 weights for inference) against the same
   model in plain float32 eager;
+- predictions end to end through ``Predictor.predict`` (NEU-DET-sized
+  200x200 images in, probabilities at 200x200 out): the plain float32 model,
+  PyTorch's fast path, the same compiled (``Predictor.compile``), and the
+  default backend (OpenVINO where installed, ``Fast_inference``);
 - the training step's time per layer type (``torch.profiler``, self CPU time
   of each operator, depthwise convolutions told apart by their weight's shape);
 - time to quality: training minutes until a run's val Dice first reaches
@@ -108,6 +112,55 @@ def speed_rows(config: TrainConfig | None = None) -> list[tuple[str, float, str]
     ]
 
 
+class _Contiguous(torch.nn.Module):
+    """``model`` fed contiguous tensors, as plain PyTorch code feeds it (``Predictor`` makes them channels-last)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images.contiguous())
+
+
+def prediction_rows(config: TrainConfig | None = None, count: int = 160) -> list[tuple[str, float, str]]:
+    """img/s of ``Predictor.predict`` on ``count`` 200x200 images, batches of 16, along each path (see above)."""
+    import tempfile
+
+    from Utilities.Checkpoint import load_checkpoint, save_checkpoint
+    from Utilities.Inference import Predictor
+
+    config = config or TrainConfig()
+    generator = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (200, 200, 3), dtype=torch.uint8, generator=generator).numpy() for _ in range(count)]
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / "default_model.pth"
+        model, _ = model_for(config)
+        save_checkpoint(checkpoint, model.eval(), config, {}, None)
+        plain = Predictor(checkpoint, precision="float32", backend="torch")
+        plain.model = _Contiguous(load_checkpoint(checkpoint)[0].eval())  # unfolded, contiguous: plain float32 eager
+        paths = {"plain float32 eager": plain, "PyTorch (BatchNorm folded, bf16 weights)": Predictor(checkpoint, backend="torch")}
+        started = time.perf_counter()
+        paths["PyTorch, compiled"] = Predictor(checkpoint, backend="torch").compile()
+        paths["PyTorch, compiled"].predict(images[:16])
+        compile_seconds = time.perf_counter() - started
+        default = Predictor(checkpoint)
+        paths[f"default ({default.backend}, {'bf16' if autocast_dtype(CPU) == torch.bfloat16 else 'float32'})"] = default
+        rates = {}
+        for name, predictor in paths.items():
+            for _ in range(2):  # a warm-up pass, then the timed one
+                started = time.perf_counter()
+                for start in range(0, count, 16):
+                    predictor.predict(images[start : start + 16])
+            rates[name] = count / (time.perf_counter() - started)
+    name = f"{config.arch}/{config.encoder}, {config.image_size} px model, 200x200 images, batch 16"
+    rows = [(f"prediction end to end (Predictor.predict), {name}, {path}", rate, "img/s") for path, rate in rates.items()]
+    rows.append(("Predictor.compile time (one-off, warm inductor cache after the first run)", compile_seconds, "s"))
+    for path in list(rates)[1:]:
+        rows.append((f"prediction end to end: {path} over plain float32 eager", rates[path] / rates["plain float32 eager"], "x"))
+    return rows
+
+
 def layer_type(name: str, shapes: list) -> str:
     """The category of one profiled operator: what the breakdown adds its time to."""
     lowered = name.lower()
@@ -165,7 +218,7 @@ def time_to_quality_rows(models: Path, runs: dict[str, str]) -> list[tuple[str, 
 
 def main() -> None:
     """Print these rows alone (``make bench`` includes them in its full report)."""
-    rows = speed_rows() + step_breakdown_rows() + time_to_quality_rows(Path("Models"), {
+    rows = speed_rows() + prediction_rows() + step_breakdown_rows() + time_to_quality_rows(Path("Models"), {
         "default configuration, seed 42": TrainConfig().run_name})
     print(pd.DataFrame(rows, columns=["measurement", "value", "unit"]).to_markdown(index=False, floatfmt=".2f"))
 

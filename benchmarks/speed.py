@@ -166,7 +166,8 @@ def inference_rows(config: TrainConfig, workdir: Path) -> list[tuple[str, float,
     save_checkpoint(checkpoint, model.eval(), config, {}, None)
     images = [np.random.default_rng(i).integers(0, 255, (200, 200, 3), dtype=np.uint8) for i in range(BATCH)]
 
-    predictor = Predictor(checkpoint)
+    predictor = Predictor(checkpoint, backend="torch")
+    openvino = Predictor(checkpoint)  # the default backend where openvino is installed
     batch = predictor.preprocess(images)
     fast_batch = batch.to(predictor.input_dtype, memory_format=torch.channels_last)
     autocast_model = prepare_model(load_checkpoint(checkpoint)[0], CPU)
@@ -202,11 +203,14 @@ def inference_rows(config: TrainConfig, workdir: Path) -> list[tuple[str, float,
         ("inference, bf16 autocast + channels-last", BATCH / timed(autocast_only, INFER_ROUNDS), "img/s"),
         ("inference, default (conv+BN folded, bf16 weights, channels-last)", BATCH / timed(default, INFER_ROUNDS), "img/s"),
         ("inference, default + torch.compile", BATCH / timed(compiled_call, INFER_ROUNDS), "img/s"),
+        (f"inference, {openvino.backend} backend (Predictor's default)", BATCH / timed(lambda: openvino.model(batch), INFER_ROUNDS), "img/s"),
         ("torch.compile time (one-off)", compile_seconds, "s"),
         ("inference, ONNX Runtime float32", BATCH / timed(lambda: onnx_predict(session, batch), INFER_ROUNDS), "img/s"),
         ("inference, ONNX Runtime int8 (static, QDQ)", BATCH / timed(lambda: onnx_predict(int8, batch), INFER_ROUNDS), "img/s"),
-        ("prediction end to end (Predictor.predict, 200x200 in and out)",
+        ("prediction end to end (Predictor.predict, 200x200 in and out), PyTorch",
          BATCH / timed(lambda: predictor.predict(images), INFER_ROUNDS), "img/s"),
+        (f"prediction end to end (Predictor.predict, 200x200 in and out), default ({openvino.backend})",
+         BATCH / timed(lambda: openvino.predict(images), INFER_ROUNDS), "img/s"),
     ]
 
 
@@ -214,10 +218,11 @@ def inference_accuracy(checkpoint: Path, workdir: Path) -> list[tuple[str, float
     """Test Dice of a trained checkpoint along the float32, default and int8 paths."""
     rows = []
     source, test_names = held_out_set(config_for())
-    for name, precision in (("float32", "float32"), ("default", "auto")):
-        meter = evaluate_source(Predictor(checkpoint, precision=precision), source, test_names)
-        rows.append((f"trained model, test Dice, {name} PyTorch", meter.compute()["dice"], "Dice"))
-    predictor = Predictor(checkpoint, precision="float32")
+    for name, options in (("float32 PyTorch", dict(precision="float32", backend="torch")),
+                          ("default PyTorch", dict(backend="torch")), ("default backend", {})):
+        meter = evaluate_source(Predictor(checkpoint, **options), source, test_names)
+        rows.append((f"trained model, test Dice, {name}", meter.compute()["dice"], "Dice"))
+    predictor = Predictor(checkpoint, precision="float32", backend="torch")
     onnx_path = export_onnx(checkpoint, workdir / "trained.onnx")
     table = split_table(config_for())
     train = table[table["split"] == "train"].groupby("class").sample(n=8, random_state=0)  # every class, 48 images
@@ -343,6 +348,7 @@ def main() -> None:
         ("val Dice difference default - float32 (target within 0.01)", dice_auto - dice32, "Dice"),
     ]
     rows += default_model.speed_rows()
+    rows += default_model.prediction_rows()
     rows += default_model.step_breakdown_rows()
     rows += default_model.time_to_quality_rows(ROOT / "Models", {"default configuration, seed 42": default.run_name})
     table = pd.DataFrame(rows + ratios, columns=["measurement", "value", "unit"])

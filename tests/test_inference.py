@@ -75,14 +75,44 @@ def test_folder_prediction_and_evaluation(checkpoint, neu_like, tmp_path):
     assert (moved["images"], moved["dice"], moved["iou"]) == (7, scores["dice"], scores["iou"])
 
 
-def test_fast_path_agrees_with_float32(checkpoint, neu_like):
+@pytest.mark.parametrize("backend", ["torch", "openvino"])
+def test_fast_paths_agree_with_float32(checkpoint, neu_like, backend):
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((neu_like / "IMAGES").glob("*.jpg"))[:4]]
-    predictor = Predictor(checkpoint)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in predictor.model.modules())  # folded into convs
+    predictor = Predictor(checkpoint, backend=backend)
+    if backend == "torch":
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in predictor.model.modules())  # folded into convs
     fast = np.stack(predictor.predict(images))
-    exact = np.stack(Predictor(checkpoint, precision="float32").predict(images))
+    exact = np.stack(Predictor(checkpoint, precision="float32", backend="torch").predict(images))
     assert np.abs(fast - exact).max() < 0.1
     assert ((fast > 0.5) == (exact > 0.5)).mean() > 0.98
+
+
+def test_openvino_takes_any_size_and_the_image_head(tmp_path):
+    """Converted once, the OpenVINO model predicts whole images of other sizes than its example, and windows."""
+    config = TrainConfig(image_size=64, full_resolution=True, binary=True, arch="Unet", encoder="resnet18",
+                         encoder_weights=None, image_head=True)
+    model, _ = build_model(config.arch, config.encoder, 1, None, seed=3, image_head=True)
+    save_checkpoint(tmp_path / "head.pth", model.eval(), config, {}, None)
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (90, 150, 3), dtype=np.uint8), rng.integers(0, 255, (300, 200, 3), dtype=np.uint8)]
+    for tile_size in (1024, 128):  # whole images, then windows of 128 px
+        exact = Predictor(tmp_path / "head.pth", precision="float32", backend="torch", tile_size=tile_size)
+        fast = Predictor(tmp_path / "head.pth", precision="float32", backend="openvino", tile_size=tile_size)
+        assert fast.backend == "openvino"
+        for (ours, our_image), (theirs, their_image) in zip(fast.predict_with_image(images), exact.predict_with_image(images)):
+            assert ours.shape == theirs.shape and np.abs(ours - theirs).max() < 1e-3
+            np.testing.assert_allclose(our_image, their_image, atol=1e-3)
+
+
+def test_backends_are_checked():
+    from Utilities.Fast_inference import choose_backend
+
+    assert choose_backend("auto", torch.device("cpu")) == "openvino"  # installed with requirements.txt
+    assert choose_backend("auto", torch.device("cuda")) == "torch"
+    with pytest.raises(ValueError, match="known: auto, openvino, torch"):
+        choose_backend("tensorrt", torch.device("cpu"))
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        choose_backend("openvino", torch.device("cuda"))
 
 
 def test_command_line(checkpoint, neu_like, tmp_path):
@@ -125,3 +155,25 @@ def test_full_resolution_prediction_pads_for_the_network_and_crops_back(tmp_path
     with torch.inference_mode():
         expected = torch.sigmoid(predictor.model(pad_to_multiple(batch)))[0, :, :45, :70].numpy()
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
+def test_a_compiled_predictor_agrees_with_the_eager_one_for_any_batch(checkpoint):
+    """The compiled model always runs COMPILED_BATCH images: smaller and larger batches are padded and split."""
+    from Utilities.Inference import COMPILED_BATCH
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (56, 72, 3), dtype=np.uint8) for _ in range(COMPILED_BATCH + 5)]
+    eager = Predictor(checkpoint, backend="torch").predict(images)
+    compiled = Predictor(checkpoint, backend="torch").compile()
+    for batch in (images[:3], images):
+        for ours, theirs in zip(compiled.predict(batch), eager):
+            assert ours.shape == theirs.shape == (6, 56, 72)
+            assert np.abs(ours - theirs).max() < 0.05 and ((ours >= 0.5) == (theirs >= 0.5)).mean() > 0.999
+
+
+def test_a_full_resolution_model_is_not_compiled(tmp_path):
+    config = TrainConfig(image_size=64, full_resolution=True)
+    model, _ = build_model(config.arch, config.encoder, len(config.classes))
+    save_checkpoint(tmp_path / "full.pth", model.eval(), config, {}, None)
+    with pytest.raises(ValueError, match="one input size"):
+        Predictor(tmp_path / "full.pth").compile()
