@@ -8,6 +8,7 @@ live in ``Utilities.Formats``.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -126,6 +127,22 @@ class DataSource:
                 report.error(f"{sample.name}: {problem}")
         return report
 
+    @classmethod
+    def default_destination(cls, root: Path, source_name: str) -> Path:
+        """Where ``Setup_data`` copies a data set of this format by default: ``<root>/data/<source folder name>``."""
+        return root / "data" / source_name
+
+    @classmethod
+    def copy_in(cls, folder: Path, destination: Path) -> int:
+        """Copy a data set found in ``folder`` into ``destination`` for reading; the number of files copied.
+
+        By default the layout is kept as it is, without an archive's single top folder (``CrackForest-master/``).
+        """
+        while len(entries := [p for p in folder.iterdir() if not p.name.startswith(".")]) == 1 and entries[0].is_dir():
+            folder = entries[0]
+        return sum(copy_if_changed(path, destination / path.relative_to(folder))
+                   for path in tqdm(files_below(folder), desc="copying", leave=False))
+
     def _list(self, report: DataReport) -> list[Sample]:
         """The samples; unpaired files go into ``report``."""
         raise NotImplementedError
@@ -137,6 +154,21 @@ class DataSource:
     def _check_truth(self, sample: Sample, height: int, width: int, report: DataReport) -> None:
         """Report what is wrong with the truth of one readable image; by default, that it does not load."""
         self._class_masks(sample, height, width)
+
+
+def files_below(folder: Path) -> list[Path]:
+    """Every file below ``folder``, hidden ones left out, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def copy_if_changed(path: Path, target: Path) -> bool:
+    """Copy (never link: a split may move files later) ``path`` to ``target`` unless a file of the same size is
+    there; True if copied."""
+    if target.exists() and target.stat().st_size == path.stat().st_size:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    return True
 
 
 def images_by_stem(folder: Path) -> dict[str, Path]:

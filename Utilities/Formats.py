@@ -31,12 +31,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.io
+from tqdm.auto import tqdm
 
 from Utilities.Data_source import (
     BINARY_CLASSES,
     NO_DEFECT,
     DataSource,
     Sample,
+    copy_if_changed,
+    files_below,
     images_by_stem,
     one_hot,
     pair_by_stem,
@@ -66,6 +69,26 @@ class VocSource(DataSource):
         super().__init__(root, classes, binary)
         self.images_dir, self.annotations_dir = self.root / images, self.root / annotations
         self.held_out_dirs = tuple(self.root / folder for folder in held_out) if held_out else None
+
+    @classmethod
+    def default_destination(cls, root: Path, source_name: str) -> Path:
+        """The project folder itself, whose ``IMAGES/`` and ``ANNOTATIONS/`` the notebooks read."""
+        return root
+
+    @classmethod
+    def copy_in(cls, folder: Path, destination: Path) -> int:
+        """Every image below ``folder`` into ``IMAGES/``, every ``.xml`` into ``ANNOTATIONS/`` (archives already
+        split into train and validation folders are merged), except those the split moved to the held-out folders."""
+        source = cls(destination)
+        copied = 0
+        for path in tqdm(files_below(folder), desc="copying", leave=False):
+            is_image, is_xml = path.suffix.lower() in IMAGE_SUFFIXES, path.suffix.lower() == ".xml"
+            if is_image or is_xml:
+                target, held = (source.images_dir, source.held_out_dirs[0]) if is_image else (
+                    source.annotations_dir, source.held_out_dirs[1])
+                if not (held / path.name).exists():
+                    copied += copy_if_changed(path, target / path.name)
+        return copied
 
     def check(self, names=None, strict=False) -> DataReport:
         report = DataReport(strict=strict)

@@ -1,15 +1,14 @@
-"""Put a NEU-DET style data set into the project's ``IMAGES/`` and ``ANNOTATIONS/``.
+"""Copy a data set into the project, the way its format wants it, and check it.
 
 The source may be a folder, a ``.zip``/``.tar``/``.tar.gz`` archive, or a URL
-of one. Every ``*.jpg`` found anywhere below it goes to ``IMAGES/`` and every
-``*.xml`` to ``ANNOTATIONS/`` (so archives already split into train and
-validation folders are merged). Files are copied, never linked, because the
-validation split later moves them. Images already moved to
-``Validation_Images/`` are not copied again.
-
-Other formats (see ``Utilities.Formats``) are copied as they are laid out,
-into ``data/<name>/`` by default, and checked the same way; their test
-split is a file, so nothing is moved later.
+of one. Each format (``Utilities.Formats``) says where it goes and how it is
+copied (``DataSource.default_destination``, ``DataSource.copy_in``): NEU-DET's
+VOC layout goes into the project's ``IMAGES/`` and ``ANNOTATIONS/`` (every
+image and ``.xml`` found anywhere below the source, so archives already split
+into train and validation folders are merged; images already moved to
+``Validation_Images/`` are not copied again), the others keep their layout
+in ``data/<name>/``. Files are copied, never linked, because the validation
+split may move them later.
 
 Usage::
 
@@ -21,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import shutil
 import tarfile
 import tempfile
 import urllib.request
@@ -31,8 +29,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from Utilities.Extract_masks import NEU_DET_CLASSES
-from Utilities.Formats import FORMATS, VocSource, open_source
-from Utilities.Validate_data import IMAGE_SUFFIXES, DataReport
+from Utilities.Formats import FORMATS, open_source
+from Utilities.Validate_data import DataReport
 
 
 def fetch(source: str, workdir: Path) -> Path:
@@ -63,24 +61,13 @@ def fetch(source: str, workdir: Path) -> Path:
     return unpacked
 
 
-def _files(folder: Path) -> list[Path]:
-    """Every file below ``folder``, hidden ones left out, sorted."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+def setup_dataset(format: str, source: str | Path, destination: str | Path | None = None, root: str | Path = ".",
+                  classes: tuple[str, ...] | None = None) -> tuple[int, DataReport]:
+    """Copy a data set into the project the way its format wants it (``DataSource.copy_in``) and check it.
 
-
-def _copy_if_changed(path: Path, target: Path) -> bool:
-    """Copy (never link) ``path`` to ``target`` unless a file of the same size is there; True if copied."""
-    if target.exists() and target.stat().st_size == path.stat().st_size:
-        return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, target)
-    return True
-
-
-def setup_data(
-    source: str | Path, root: str | Path = ".", classes: tuple[str, ...] = NEU_DET_CLASSES
-) -> tuple[int, DataReport]:
-    """Copy a data set into ``<root>/IMAGES`` and ``<root>/ANNOTATIONS`` and check it.
+    Args:
+        destination: default: the format's (``DataSource.default_destination``: the project folder for
+            NEU-DET's VOC layout, ``<root>/data/<source folder name>`` for the others).
 
     Returns:
         The number of files copied and the check's report.
@@ -88,42 +75,19 @@ def setup_data(
     Raises:
         DataError: listing every problem found, after copying.
     """
-    root = Path(root)
-    images_dir, annotations_dir = root / "IMAGES", root / "ANNOTATIONS"
-    held_images, held_annotations = root / "Validation_Images", root / "Validation_Annotations"
-    for folder in (images_dir, annotations_dir):
-        folder.mkdir(parents=True, exist_ok=True)
+    if format not in FORMATS:
+        raise KeyError(f"unknown data set format {format!r}; known: {', '.join(FORMATS)}")
+    reader = FORMATS[format]
+    name = Path(str(source).split("?")[0]).name.split(".")[0]
+    destination = Path(destination) if destination else reader.default_destination(Path(root), name)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = fetch(str(source), Path(tmp))
-        copied = 0
-        for path in tqdm(_files(folder), desc="copying", leave=False):
-            is_image, is_xml = path.suffix.lower() in IMAGE_SUFFIXES, path.suffix.lower() == ".xml"
-            if not (is_image or is_xml):
-                continue
-            target_dir, held_dir = (images_dir, held_images) if is_image else (annotations_dir, held_annotations)
-            if not (held_dir / path.name).exists():
-                copied += _copy_if_changed(path, target_dir / path.name)
-    report = VocSource(root, classes).check()
-    return copied, report.raise_if_errors()
+        copied = reader.copy_in(fetch(str(source), Path(tmp)), destination)
+    return copied, open_source(format, destination, classes).check().raise_if_errors()
 
 
-def setup_dataset(format: str, source: str | Path, destination: str | Path) -> tuple[int, DataReport]:
-    """Copy a data set of another format into ``destination``, keeping its layout, and check it.
-
-    Returns:
-        The number of files copied and the check's report.
-
-    Raises:
-        DataError: listing every problem found, after copying.
-    """
-    destination = Path(destination)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = fetch(str(source), Path(tmp))
-        while len(entries := [p for p in folder.iterdir() if not p.name.startswith(".")]) == 1 and entries[0].is_dir():
-            folder = entries[0]  # an archive's single top folder (e.g. "CrackForest-master/") is not part of the layout
-        copied = sum(_copy_if_changed(path, destination / path.relative_to(folder))
-                     for path in tqdm(_files(folder), desc="copying", leave=False))
-    return copied, open_source(format, destination).check().raise_if_errors()
+def setup_data(source: str | Path, root: str | Path = ".", classes: tuple[str, ...] = NEU_DET_CLASSES) -> tuple[int, DataReport]:
+    """``setup_dataset`` for NEU-DET: its images into ``<root>/IMAGES``, its XML into ``<root>/ANNOTATIONS``."""
+    return setup_dataset("voc", source, root, classes=classes)
 
 
 def main() -> None:
@@ -131,13 +95,10 @@ def main() -> None:
     parser.add_argument("--source", required=True, help="folder, archive or URL holding the data set")
     parser.add_argument("--format", default="voc", choices=list(FORMATS), help="data set layout (default: voc)")
     parser.add_argument("--root", default=".", help="project folder (default: current folder)")
-    parser.add_argument("--dest", help="where other formats go (default: <root>/data/<source folder name>)")
+    parser.add_argument("--dest", help="where the data set goes (default: the project folder for voc, "
+                                       "<root>/data/<source folder name> for the others)")
     args = parser.parse_args()
-    if args.format == "voc":
-        copied, report = setup_data(args.source, args.root)
-    else:
-        destination = args.dest or Path(args.root) / "data" / Path(args.source.split("?")[0]).name.split(".")[0]
-        copied, report = setup_dataset(args.format, args.source, destination)
+    copied, report = setup_dataset(args.format, args.source, args.dest, args.root)
     print(f"copied {copied} files; {report}")
 
 
