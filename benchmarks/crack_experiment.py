@@ -34,13 +34,13 @@ RESULTS = ROOT / "benchmarks" / "results" / "crack_experiments.csv"
 COLUMNS = ("precision", "recall", "f1", "strict_precision", "strict_recall", "strict_f1", "strict_iou")
 
 
-def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = False) -> dict[str, float]:
+def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = False, flip_tta: bool = False) -> dict:
     """The val table's best tolerant F1 and its threshold; then (unless ``val_only``) test at that threshold."""
-    predictor, source, split = Predictor(checkpoint), source_of(config), split_table(config)
+    predictor, source, split = Predictor(checkpoint, flip_tta=flip_tta), source_of(config), split_table(config)
     names = {part: list(split.loc[split["split"] == part, "image"]) for part in ("val", "test")}
     val = evaluate_cracks(predictor, source, names["val"])
     threshold = val.best_threshold()
-    row = {"threshold": threshold, **{f"val_{c}": float(val.table().loc[threshold, c]) for c in COLUMNS}}
+    row = {"flip_tta": flip_tta, "threshold": threshold, **{f"val_{c}": float(val.table().loc[threshold, c]) for c in COLUMNS}}
     if not val_only:
         test = evaluate_cracks(predictor, source, names["test"], thresholds=(threshold,)).table().loc[threshold]
         row |= {f"test_{c}": float(test[c]) for c in COLUMNS}
@@ -50,6 +50,7 @@ def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = Fal
 def main() -> None:
     parser = experiment_parser(__doc__.split("\n\n")[0], seed=42, arch="Unet", encoder="tu-tf_efficientnet_lite0",
                                image_size=256, epochs=100)
+    parser.add_argument("--flip-tta", action="store_true", help="predict with horizontal and vertical flips too")
     args = parser.parse_args()
 
     checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: TrainConfig(
@@ -59,8 +60,8 @@ def main() -> None:
         run_name=f"cfdexp_{args.arch.lower()}_{args.encoder}_{args.image_size}_{args.loss}_e{args.epochs}_s{args.seed}",
     ), ROOT)
 
-    record({**describe(args.name, config, history, minutes), **score_checkpoint(checkpoint, config, args.val_only)},
-           RESULTS)
+    record({**describe(args.name, config, history, minutes),
+            **score_checkpoint(checkpoint, config, args.val_only, args.flip_tta)}, RESULTS)
 
 
 if __name__ == "__main__":
