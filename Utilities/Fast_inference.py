@@ -1,11 +1,14 @@
 """The fastest form of a trained model for predictions on this machine (measured in ``make bench``).
 
-On a CPU, where OpenVINO is installed (it is in ``requirements.txt``), the
-model converted by OpenVINO and compiled for this CPU, in bfloat16 where the
-CPU has bf16 instructions: 1.65x the PyTorch path end to end for
-FPN/EfficientNet-Lite2 on a 2-core Xeon. Otherwise, and on CUDA, PyTorch
-eager with BatchNorm folded into the convolutions, channels-last, and
-bfloat16 weights on CPUs with bf16 instructions.
+For models of one input size, on a CPU where OpenVINO is installed (it is in
+``requirements.txt``): the model converted by OpenVINO and compiled for this
+CPU, in bfloat16 where the CPU has bf16 instructions, 1.65x the PyTorch path
+end to end for FPN/EfficientNet-Lite2 on a 2-core Xeon. Otherwise, and on
+CUDA: PyTorch eager with BatchNorm folded into the convolutions,
+channels-last, and bfloat16 weights on CPUs with bf16 instructions.
+Full-resolution models (every image at its own size) stay on PyTorch: there
+OpenVINO was no faster (43 against 43-45 img/s on Magnetic Tile) and took
+35-40% more memory on a 5000x4000 image, more as the image grew.
 """
 
 from __future__ import annotations
@@ -77,12 +80,14 @@ def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
 BACKENDS = ("auto", "openvino", "torch")
 
 
-def choose_backend(backend: str, device: torch.device) -> str:
-    """``openvino`` or ``torch``: ``auto`` is OpenVINO on a CPU where it is installed, else PyTorch."""
+def choose_backend(backend: str, device: torch.device, full_resolution: bool = False) -> str:
+    """``openvino`` or ``torch``: ``auto`` is OpenVINO for a model of one input size on a CPU where it is
+    installed, else PyTorch (see above)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     if backend == "auto":
-        return "openvino" if device.type == "cpu" and importlib.util.find_spec("openvino") else "torch"
+        wins = device.type == "cpu" and not full_resolution and importlib.util.find_spec("openvino")
+        return "openvino" if wins else "torch"
     if backend == "openvino" and device.type != "cpu":
         raise ValueError(f"the OpenVINO backend runs on the CPU, not on {device}")
     return backend

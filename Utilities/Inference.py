@@ -64,8 +64,9 @@ class Predictor:
             the image.
         threshold: replaces the checkpoint's per-class thresholds (its other
             post-processing steps stay).
-        backend: ``"auto"`` (OpenVINO on a CPU where it is installed, else
-            PyTorch; see ``Fast_inference``), ``"openvino"`` or ``"torch"``.
+        backend: ``"auto"`` (OpenVINO for a model of one input size on a CPU
+            where it is installed, else PyTorch; see ``Fast_inference``),
+            ``"openvino"`` or ``"torch"``.
 
     Attributes:
         postprocessing: how ``masks`` turns probabilities into masks: the
@@ -96,7 +97,7 @@ class Predictor:
             self.postprocessing = self.postprocessing.with_threshold(threshold)
         self.device = device or default_device()
         self.dtype = autocast_dtype(self.device, precision)
-        self.backend = choose_backend(backend, self.device)
+        self.backend = choose_backend(backend, self.device, self.config.full_resolution)
         if self.backend == "openvino":
             self.model, self.input_dtype = OpenVinoModel(model, self.dtype == torch.bfloat16), torch.float32
             self.dtype = None  # OpenVINO runs in its own precision
@@ -382,7 +383,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--overwrite", action="store_true", help="predict again images whose outputs exist")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
-                        help="auto (default): OpenVINO on a CPU where it is installed, else PyTorch")
+                        help="auto (default): OpenVINO for a model of one input size on a CPU where it is "
+                             "installed, else PyTorch")
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help=f"torch.compile the PyTorch backend's model: about 1.4x faster after 5-25 s of compiling; "
                              f"auto: for {COMPILE_FROM_IMAGES:,} images or more, with a model of one input size")

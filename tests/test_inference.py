@@ -108,6 +108,8 @@ def test_backends_are_checked():
     from Utilities.Fast_inference import choose_backend
 
     assert choose_backend("auto", torch.device("cpu")) == "openvino"  # installed with requirements.txt
+    assert choose_backend("auto", torch.device("cpu"), full_resolution=True) == "torch"
+    assert choose_backend("openvino", torch.device("cpu"), full_resolution=True) == "openvino"
     assert choose_backend("auto", torch.device("cuda")) == "torch"
     with pytest.raises(ValueError, match="known: auto, openvino, torch"):
         choose_backend("tensorrt", torch.device("cpu"))
