@@ -107,7 +107,7 @@ class TrainConfig:
             raise KeyError(f"unknown data set format {self.data_format!r}; known: {', '.join(FORMATS)}")
         self.classes = tuple(self.classes) if self.classes else FORMATS[self.data_format].default_classes
         if self.split_file is None:  # the data set's own folder name, or its format's usual one at the project root
-            name = Path(self.data_root).name if self.data_root else FORMATS[self.data_format].default_name
+            name = (Path(self.data_root).name if self.data_root else "") or FORMATS[self.data_format].default_name
             self.split_file = f"splits/{name}.csv"
         own_mean, own_std = normalisation(self.encoder, self.encoder_weights)
         self.mean, self.std = tuple(self.mean or own_mean), tuple(self.std or own_std)

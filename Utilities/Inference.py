@@ -31,7 +31,7 @@ from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import eval_transforms, read_image
 from Utilities.Fast_inference import BACKENDS, OpenVinoModel, choose_backend, optimise_for_inference
 from Utilities.Hardware import autocast, autocast_dtype, default_device
-from Utilities.Large_images import image_size, overlay_jpeg, predict_large_image
+from Utilities.Large_images import header_size, overlay_jpeg, predict_large_image
 from Utilities.Plots import tint
 from Utilities.Postprocess import PostProcessing, defect_present, label_map
 from Utilities.Resnet_Unet import padded_forward, split_image_logits
@@ -40,7 +40,7 @@ from Utilities.Validate_data import IMAGE_SUFFIXES
 
 TILE_SIZE = 1024
 COMPILED_BATCH = 16  # images per call of a compiled model
-COMPILE_FROM_IMAGES = 10_000  # --compile auto: compiling (10-25 s) pays for itself on folders this large
+COMPILE_FROM_IMAGES = 10_000  # --compile auto: compiling (5-25 s) pays for itself on folders this large
 TILE_OVERLAP = 0.25
 
 
@@ -111,10 +111,10 @@ class Predictor:
         self.compiled = False
 
     def compile(self) -> Predictor:
-        """Compile the model with ``torch.compile`` (inductor, weights frozen in): about 1.8x the eager rate for
-        FPN/EfficientNet-Lite2 on a 2-core CPU (``make bench``), after 10-25 s of compiling, so it pays from
-        some thousands of images on (the command line's ``--compile auto``). The model then always runs
-        ``COMPILED_BATCH`` images (a smaller batch is padded), so it compiles once.
+        """Compile the PyTorch backend's model with ``torch.compile`` (inductor, weights frozen in): 1.4-1.5x
+        the eager path end to end for FPN/EfficientNet-Lite2 on a 2-core CPU (``make bench``), after 5-25 s
+        of compiling, so it pays from some thousands of images on (the command line's ``--compile auto``).
+        The model then always runs ``COMPILED_BATCH`` images (a smaller batch is padded), so it compiles once.
         """
         if self.config.full_resolution:
             raise ValueError("compile needs one input size; a full-resolution model sees each image at its own size")
@@ -347,17 +347,25 @@ def _read_batch(predictor: Predictor, paths: list[Path], out: Path) -> tuple[lis
     the tile size, which are streamed to their outputs here rather than decoded whole."""
     batch, rows = [], []
     for path in paths:
+        size = header_size(path) if predictor.config.full_resolution else None
+        if size and predictor.windowed(*size):
+            try:
+                rows.append(_predict_large_row(predictor, path, out))  # libvips decodes it while predicting
+            except pyvips.Error as problem:
+                rows.append(_failed(path, problem))
+            continue
         try:
-            size = image_size(path) if predictor.config.full_resolution else None
-            if size and predictor.windowed(*size):
-                rows.append(_predict_large_row(predictor, path, out))
-            else:
-                batch.append((path, read_image(path)))
-        except (ValueError, pyvips.Error) as problem:
-            reason = str(problem).removeprefix(f"{path}: ").strip().replace("\n", " ")
-            tqdm.write(f"skipped {path}: {reason}")
-            rows.append({"file": str(path), "status": "failed", "reason": reason})
+            batch.append((path, read_image(path)))
+        except ValueError as problem:
+            rows.append(_failed(path, problem))
     return batch, rows
+
+
+def _failed(path: Path, problem: Exception) -> dict:
+    """The report row of a file that could not be decoded, the reason also on the console."""
+    reason = str(problem).removeprefix(f"{path}: ").strip().replace("\n", " ")
+    tqdm.write(f"skipped {path}: {reason}")
+    return {"file": str(path), "status": "failed", "reason": reason}
 
 
 def _report_columns(classes: tuple[str, ...]) -> list[str]:
@@ -389,11 +397,15 @@ def main() -> None:
                         help=f"torch.compile the PyTorch backend's model: about 1.4x faster after 5-25 s of compiling; "
                              f"auto: for {COMPILE_FROM_IMAGES:,} images or more, with a model of one input size")
     args = parser.parse_args()
-    predictor = Predictor(args.checkpoint, threshold=args.threshold, backend=args.backend)
+    backend = "torch" if args.compile == "on" and args.backend == "auto" else args.backend  # compiling is PyTorch's
+    predictor = Predictor(args.checkpoint, threshold=args.threshold, backend=backend)
     if args.compile == "on" or (args.compile == "auto" and predictor.backend == "torch"
                                 and not predictor.config.full_resolution
                                 and len(image_files(args.images)) >= COMPILE_FROM_IMAGES):
-        predictor.compile()
+        try:
+            predictor.compile()
+        except ValueError as problem:
+            parser.error(f"--compile on: {problem}")
     report = predict_folder(predictor, args.images, args.out, args.batch_size, args.overwrite)
     failed = report[report["status"] == "failed"]
     print(f"{len(report) - len(failed)} of {len(report)} images predicted into {args.out} (report: {REPORT}); "

@@ -26,7 +26,7 @@ BAND = 512  # rows post-processed at a time
 CHUNK = 256  # rows decoded at a time
 
 
-def image_size(path: Path) -> tuple[int, int] | None:
+def header_size(path: Path) -> tuple[int, int] | None:
     """``(height, width)`` from the file's header, or ``None`` where libvips cannot read it (``read_image`` then
     names the problem)."""
     try:
@@ -92,7 +92,7 @@ def predict_large_image(predictor, path: Path, scratch: Path) -> LargePrediction
         if predictor.dominant_class_only:  # as Predictor does it: the class with the largest area over threshold
             keep = np.eye(len(peak), dtype=np.float32)[over_threshold.argmax()]
         image_probabilities = peak if image_values is None else image_values
-        return _labels_from_file(predictor, scratch, (image.height, image.width), image_probabilities, keep, peak)
+        return _labels_from_file(predictor, scratch, (image.height, image.width), image_probabilities, keep, peak * keep)
     finally:
         scratch.unlink(missing_ok=True)
 

@@ -11,7 +11,8 @@ def setup_notebook() -> tuple[Path, bool]:
 
     Call it before importing the rest of ``Utilities``: albumentations and the
     Hugging Face hub read their switches when first imported. The notebooks
-    sit in ``notebooks/`` of the project folder; ``SEG_QUICK=1`` turns quick
+    sit in ``notebooks/`` of the project folder and may run from either
+    folder; ``SEG_QUICK=1`` turns quick
     mode on (a few minutes on 2 CPU cores instead of the full run).
     """
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -28,4 +29,5 @@ def setup_notebook() -> tuple[Path, bool]:
     plt.rcParams["figure.dpi"] = 72
     quick = quick_mode()
     print("quick mode" if quick else "full run")
-    return Path.cwd().parent, quick
+    here = Path.cwd()
+    return (here if (here / "notebooks").is_dir() else here.parent), quick  # run from notebooks/ or the project

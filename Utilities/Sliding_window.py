@@ -9,6 +9,8 @@ Gaussian weight is a product of a row weight and a column weight, so the
 blended value of a row of pixels only needs the rows of windows that cover it:
 ``window_rows`` keeps one window's height of running sums and hands finished
 rows on, so memory depends on the window and the image's width, not its height.
+Where a side (padded to a multiple of 32) is shorter than the window, the
+window shrinks to it; MONAI would pad the image up to the window instead.
 """
 
 from __future__ import annotations

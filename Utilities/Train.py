@@ -24,7 +24,7 @@ from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Data_Retriever_Seg import make_loaders  # noqa: E402
 from Utilities.Distributed import init_from_environment, is_main_process  # noqa: E402
 from Utilities.Resnet_Unet import model_for  # noqa: E402
-from Utilities.Trainer import fit  # noqa: E402
+from Utilities.Trainer import LOWER_IS_BETTER, fit  # noqa: E402
 
 
 def _option_type(hint):
@@ -71,7 +71,8 @@ def main() -> None:
     history = fit(model, train_loader, val_loader, config, weights, device=device, resume=resume)
     if is_main_process() and len(history):
         monitor = f"val_{config.monitor}"
-        best = history.loc[history[monitor].idxmax()]
+        scores = history[monitor]
+        best = history.loc[scores.idxmin() if config.monitor in LOWER_IS_BETTER else scores.idxmax()]
         print(f"best epoch {int(best['epoch'])}: {monitor} {best[monitor]:.4f}, val Dice {best['val_dice']:.4f}; "
               f"checkpoint {config.models_dir / (config.run_name + '_best.pth')}")
 

@@ -1,5 +1,7 @@
 """What every notebook's first cells call: the set-up, quick mode's settings."""
 
+import os
+
 import pytest
 
 from Utilities.Config import TrainConfig, run_settings
@@ -9,10 +11,14 @@ from Utilities.Notebook import setup_notebook
 @pytest.mark.parametrize("quick", [False, True])
 def test_setup_finds_the_project_folder_and_quick_mode(tmp_path, monkeypatch, capsys, quick):
     (tmp_path / "notebooks").mkdir()
-    monkeypatch.chdir(tmp_path / "notebooks")
     monkeypatch.setenv("SEG_QUICK", "1" if quick else "0")
-    assert setup_notebook() == (tmp_path, quick)
-    assert capsys.readouterr().out == ("quick mode\n" if quick else "full run\n")
+    for switch in ("NO_ALBUMENTATIONS_UPDATE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(switch, raising=False)
+    for folder in (tmp_path / "notebooks", tmp_path):  # run from notebooks/ or from the project folder
+        monkeypatch.chdir(folder)
+        assert setup_notebook() == (tmp_path, quick)
+        assert capsys.readouterr().out == ("quick mode\n" if quick else "full run\n")
+    assert os.environ["NO_ALBUMENTATIONS_UPDATE"] == os.environ["HF_HUB_OFFLINE"] == "1"
 
 
 def test_quick_mode_settings_go_through_the_constructor():

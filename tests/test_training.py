@@ -244,11 +244,14 @@ def test_the_loss_terms_are_weighted_by_the_config():
     targets[0, 0, 2:5, 2:5] = 1
     logits = torch.randn(2, 1, 8, 8)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
-    assert torch.allclose(make_loss(TrainConfig(dice_weight=0.0))(logits, targets), bce)
-    assert make_loss(TrainConfig(dice_weight=2.0))(logits, targets) > make_loss(TrainConfig())(logits, targets)
+    by_dice_weight = [make_loss(TrainConfig(dice_weight=w))(logits, targets) for w in (0.0, 1.0, 2.0)]
+    assert torch.allclose(by_dice_weight[0], bce)
+    assert torch.allclose(by_dice_weight[2] - by_dice_weight[1], by_dice_weight[1] - by_dice_weight[0])  # linear
     with_head = torch.cat([logits, torch.full_like(logits, -3.0)], 1)  # image logits say "no defect" for both
-    assert torch.allclose(make_loss(TrainConfig(image_loss_weight=0.0))(with_head, targets),
-                          make_loss(TrainConfig())(logits, targets))
+    by_image_weight = [make_loss(TrainConfig(image_loss_weight=w))(with_head, targets) for w in (0.0, 1.0, 2.0)]
+    assert torch.allclose(by_image_weight[0], make_loss(TrainConfig())(logits, targets))
+    assert by_image_weight[1] > by_image_weight[0]  # image 0 holds a defect its image logit denies
+    assert torch.allclose(by_image_weight[2] - by_image_weight[1], by_image_weight[1] - by_image_weight[0])
 
 
 def test_a_loss_monitor_keeps_the_epoch_with_the_lowest_val_loss(neu_like):
