@@ -35,7 +35,8 @@ import pandas as pd  # noqa: E402
 from Utilities.Checkpoint import save_checkpoint  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Data_Retriever_Seg import read_image  # noqa: E402
-from Utilities.Inference import Predictor, predict_folder  # noqa: E402
+from Utilities.Inference import Predictor  # noqa: E402
+from Utilities.Predict_folder import predict_folder  # noqa: E402
 from Utilities.Resnet_Unet import build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

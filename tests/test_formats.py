@@ -311,7 +311,8 @@ def test_every_format_trains_evaluates_and_predicts(tmp_path, data_format):
     from Utilities.Config import TrainConfig
     from Utilities.Data_Retriever_Seg import make_loaders, read_image
     from Utilities.Evaluate import evaluation_table
-    from Utilities.Inference import Predictor, predict_folder
+    from Utilities.Inference import Predictor
+    from Utilities.Predict_folder import predict_folder
     from Utilities.Resnet_Unet import build_model
     from Utilities.Trainer import fit
 

@@ -13,9 +13,10 @@ from Utilities.Config import TrainConfig
 from Utilities.Evaluate import evaluate_source
 from Utilities.Fast_inference import fold_batch_norm
 from Utilities.Formats import VocSource
-from Utilities.Inference import Predictor, predict_folder
+from Utilities.Inference import Predictor
 from Utilities.Onnx_export import export_onnx, onnx_config, onnx_predict, onnx_session
 from Utilities.Postprocess import label_map
+from Utilities.Predict_folder import predict_folder
 from Utilities.Resnet_Unet import build_model
 
 

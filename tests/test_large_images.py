@@ -12,9 +12,10 @@ from tests.test_predict_folder import ROOT, make_checkpoint, noise
 from Utilities import Large_images
 from Utilities.Checkpoint import store_postprocessing
 from Utilities.Data_Retriever_Seg import read_image
-from Utilities.Inference import REPORT, Predictor, predict_folder
+from Utilities.Inference import Predictor
 from Utilities.Large_images import RowReader, open_rgb
 from Utilities.Postprocess import PostProcessing, label_map
+from Utilities.Predict_folder import REPORT, predict_folder
 from Utilities.Sliding_window import GRID, window_rows, window_starts
 
 

@@ -8,7 +8,7 @@ import torch
 
 from Utilities.Checkpoint import save_checkpoint, store_postprocessing
 from Utilities.Config import TrainConfig
-from Utilities.Inference import Predictor, predict_folder
+from Utilities.Inference import Predictor
 from Utilities.Postprocess import (
     STEPS,
     PostProcessing,
@@ -17,6 +17,7 @@ from Utilities.Postprocess import (
     gate_by_image_probability,
     plain_and_chosen,
 )
+from Utilities.Predict_folder import predict_folder
 from Utilities.Resnet_Unet import build_model
 
 

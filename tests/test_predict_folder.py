@@ -15,7 +15,8 @@ import pytest
 
 from Utilities.Checkpoint import save_checkpoint
 from Utilities.Config import TrainConfig
-from Utilities.Inference import EXIT_SOME_FAILED, REPORT, Predictor, predict_folder
+from Utilities.Inference import Predictor
+from Utilities.Predict_folder import EXIT_SOME_FAILED, REPORT, predict_folder
 from Utilities.Resnet_Unet import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
