@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 
 import torch
+
+from Utilities.Fast_layers import for_cpu_training
 
 
 def default_device() -> torch.device:
@@ -50,41 +51,7 @@ def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Modu
     return model.to(device=device, memory_format=torch.channels_last)
 
 
-class _Float32Forward:
-    """Mixin: the layer runs in float32 even inside an autocast region."""
-
-    def forward(self, *args):
-        with torch.autocast(args[0].device.type, enabled=False):
-            return super().forward(*(a.float() for a in args))
-
-
-@functools.cache
-def _float32_class(layer_class: type) -> type:
-    return type(f"Float32{layer_class.__name__}", (_Float32Forward, layer_class), {})
-
-
-def is_depthwise(module: torch.nn.Module) -> bool:
-    return isinstance(module, torch.nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
-
-
-def depthwise_in_float32(model: torch.nn.Module) -> torch.nn.Module:
-    """Run the depthwise convolutions of ``model`` in float32 inside bf16 autocast, in place.
-
-    oneDNN's bfloat16 depthwise backward is slow on CPUs: forward plus backward
-    of a 5x5 depthwise layer takes 2.4-3.2x as long as in float32, and for
-    FPN/EfficientNet-Lite0 at 128 px the whole training step ran at 39 img/s
-    in bf16 autocast, 53 in float32 and 61 with only the depthwise layers in
-    float32 (batch 8, 2 cores). Each such layer's class becomes a float32
-    subclass of its own, so parameters, state dict keys and the layer's own
-    padding logic (timm's ``Conv2dSame``) are unchanged.
-    """
-    for module in model.modules():
-        if is_depthwise(module) and not isinstance(module, _Float32Forward):
-            module.__class__ = _float32_class(type(module))
-    return model
-
-
 def prepare_for_training(model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None) -> torch.nn.Module:
-    """``prepare_model``, plus on a CPU under bf16 autocast the depthwise convolutions in float32."""
+    """``prepare_model``, plus on a CPU the faster forms of slow layers (``Fast_layers.for_cpu_training``)."""
     model = prepare_model(model, device)
-    return depthwise_in_float32(model) if device.type == "cpu" and dtype == torch.bfloat16 else model
+    return for_cpu_training(model, bfloat16=dtype == torch.bfloat16) if device.type == "cpu" else model

