@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from Utilities.Fast_layers import for_cpu_training
+from Utilities.Fast_layers import for_cpu_training, with_fast_merge
 
 
 def default_device() -> torch.device:
@@ -47,8 +47,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 
 
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """Move to ``device`` in channels-last layout, which oneDNN and cuDNN convolutions prefer."""
-    return model.to(device=device, memory_format=torch.channels_last)
+    """Move to ``device`` in channels-last layout, which oneDNN and cuDNN convolutions prefer, with smp's FPN
+    merge as plain sums (``Fast_layers.with_fast_merge``)."""
+    return with_fast_merge(model).to(device=device, memory_format=torch.channels_last)
 
 
 def prepare_for_training(model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None) -> torch.nn.Module:

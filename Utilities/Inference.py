@@ -92,7 +92,8 @@ class Predictor:
         self.dtype = autocast_dtype(self.device, precision)
         self.backend = choose_backend(backend, self.device, self.config.full_resolution)
         if self.backend == "openvino":
-            self.model, self.input_dtype = OpenVinoModel(model, self.dtype == torch.bfloat16), torch.float32
+            side = None if self.config.full_resolution else -(-self.config.image_size // 32) * 32  # as padded_forward pads
+            self.model, self.input_dtype = OpenVinoModel(model, self.dtype == torch.bfloat16, side), torch.float32
             self.dtype = None  # OpenVINO runs in its own precision
         else:
             self.model = optimise_for_inference(model, self.device, self.dtype)

@@ -27,7 +27,6 @@ from safetensors.torch import load_file
 
 from Utilities.Config import TrainConfig
 from Utilities.Encoder_weights import has_offline_weights, load_offline_imagenet, offline_encoders
-from Utilities.Fast_layers import with_fast_merge
 
 # The architectures and encoders this project tests; smp accepts many more.
 KNOWN_MODELS = (
@@ -118,7 +117,7 @@ def build_model(
     check_encoder(encoder)
     options = {"classes": classes, "aux_params": {"classes": classes, "dropout": 0.2} if image_head else None}
     model, used = _build_with_weights(archs[arch], encoder, encoder_weights, seed, options)
-    model = with_fast_merge(set_output_prior(model, output_prior))
+    model = set_output_prior(model, output_prior)
     return (WithImageLogits(model) if image_head else model), used
 
 

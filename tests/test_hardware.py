@@ -8,6 +8,7 @@ import torch
 from timm.layers import Conv2dSame
 
 from Utilities.Fast_layers import for_cpu_training, is_depthwise, tiled_depthwise_weight_gradient, with_fast_merge
+from Utilities.Hardware import prepare_model
 from Utilities.Resnet_Unet import build_model
 from Utilities.Trainer import SoftDiceLoss
 
@@ -101,7 +102,7 @@ def test_whole_model_in_float32_keeps_its_gradients():
 
 def test_the_fpn_merge_adds_as_smp_does():
     model, _ = build_model("FPN", "tu-tf_efficientnet_lite0", classes=2, seed=3)
-    merge = model.decoder.merge
+    merge = prepare_model(model, torch.device("cpu")).decoder.merge
     assert isinstance(merge, smp.decoders.fpn.decoder.MergeBlock) and type(merge).forward is not smp.decoders.fpn.decoder.MergeBlock.forward
     levels = [torch.randn(2, 4, 8, 8) for _ in range(4)]
     torch.testing.assert_close(merge(levels), smp.decoders.fpn.decoder.MergeBlock("add")(levels))

@@ -17,7 +17,7 @@ from Utilities.Inference import Predictor
 from Utilities.Onnx_export import export_onnx, onnx_config, onnx_predict, onnx_session
 from Utilities.Postprocess import label_map
 from Utilities.Predict_folder import predict_folder
-from Utilities.Resnet_Unet import build_model
+from Utilities.Resnet_Unet import build_model, model_for
 
 
 @pytest.fixture
@@ -103,6 +103,19 @@ def test_openvino_takes_any_size_and_the_image_head(tmp_path):
         for (ours, our_image), (theirs, their_image) in zip(fast.predict_with_image(images), exact.predict_with_image(images)):
             assert ours.shape == theirs.shape and np.abs(ours - theirs).max() < 1e-3
             np.testing.assert_allclose(our_image, their_image, atol=1e-3)
+
+
+def test_openvino_of_a_fixed_size_model_is_converted_for_its_padded_side(tmp_path):
+    """A 72 px model sees 96 px inputs (padded to a multiple of 32); OpenVINO is converted for that side only."""
+    config = TrainConfig(image_size=72, arch="FPN", encoder="resnet18", encoder_weights=None)
+    model, _ = model_for(config)
+    save_checkpoint(tmp_path / "fpn.pth", model.eval(), config, {}, None)
+    images = [np.random.default_rng(k).integers(0, 255, (100 + 30 * k, 90, 3), dtype=np.uint8) for k in range(3)]
+    fast = Predictor(tmp_path / "fpn.pth", precision="float32", backend="openvino")
+    exact = Predictor(tmp_path / "fpn.pth", precision="float32", backend="torch")
+    assert [str(i.partial_shape) for i in fast.model.compiled.inputs] == ["[?,3,96,96]"]
+    for ours, theirs in zip(fast.predict(images), exact.predict(images)):
+        assert ours.shape == theirs.shape and np.abs(ours - theirs).max() < 1e-3
 
 
 def test_backends_are_checked():
