@@ -25,6 +25,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pandas as pd  # noqa: E402
+import segmentation_models_pytorch as smp  # noqa: E402
 import torch  # noqa: E402
 
 from Utilities.Config import TrainConfig  # noqa: E402
@@ -45,13 +46,20 @@ def _batch(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return images.contiguous(memory_format=torch.channels_last), masks.float()
 
 
+def _plain_loss(config: TrainConfig):
+    """The default loss as written with smp alone (binary cross-entropy plus smp's ``DiceLoss`` on logits), as
+    the plain baseline was measured before ``Trainer.SoftDiceLoss`` (the same loss, faster)."""
+    bce, dice = torch.nn.BCEWithLogitsLoss(), smp.losses.DiceLoss(mode="multilabel", from_logits=True)
+    return lambda logits, masks: bce(logits, masks) + config.dice_weight * dice(logits, masks)
+
+
 def _training_step(config: TrainConfig, project_way: bool):
     """A function running one training step of the default model, the project's way or in plain float32 eager."""
     model, _ = model_for(config)
     dtype = autocast_dtype(CPU) if project_way else None
     model = prepare_for_training(model, CPU, dtype) if project_way else model
     model.train()
-    loss_fn = make_loss(config)
+    loss_fn = make_loss(config) if project_way else _plain_loss(config)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
     images, masks = _batch(config)
     if not project_way:
@@ -206,20 +214,28 @@ def minutes_to_quality(history: Path, quality: float = QUALITY) -> float:
     return float(table["seconds"].iloc[: reached[0] + 1].sum() / 60) if len(reached) else float("nan")
 
 
-def time_to_quality_rows(models: Path, runs: dict[str, str]) -> list[tuple[str, float, str]]:
-    """``minutes_to_quality`` of each named run whose history is in ``models`` (``{label: run_name}``)."""
-    rows = []
-    for label, run in runs.items():
-        history = models / f"{run}_history.csv"
-        if history.exists():
-            rows.append((f"time to NEU-DET val Dice {QUALITY:.2f}, {label} ({run})", minutes_to_quality(history), "min"))
-    return rows
+# The from-scratch FPN/ResNet18 default before pretrained encoders (notebook 03 at commit 94b73cf, 2026-11-22,
+# 42 epochs on a 2-core Intel Xeon): its epoch lines, read back from that notebook's committed outputs.
+SCRATCH_HISTORY = Path(__file__).parent / "results" / "fpn_resnet18_scratch_history.csv"
+
+
+def time_to_quality_rows(histories: dict[str, Path]) -> list[tuple[str, float, str]]:
+    """``minutes_to_quality`` of each run whose history exists (``{label: history csv}``)."""
+    return [(f"time to NEU-DET val Dice {QUALITY:.2f}, {label}", minutes_to_quality(history), "min")
+            for label, history in histories.items() if history.exists()]
+
+
+def quality_histories(models: Path) -> dict[str, Path]:
+    """The default configuration's run (notebook 03) in ``models`` and the from-scratch FPN/ResNet18 run."""
+    default = TrainConfig()
+    return {f"default {default.arch}/{default.encoder}, seed {default.seed} (notebook 03)":
+            models / f"{default.run_name}_history.csv",
+            "from-scratch FPN/resnet18, seed 2 (notebook 03 of 2026-11-22)": SCRATCH_HISTORY}
 
 
 def main() -> None:
     """Print these rows alone (``make bench`` includes them in its full report)."""
-    rows = speed_rows() + prediction_rows() + step_breakdown_rows() + time_to_quality_rows(Path("Models"), {
-        "default configuration, seed 42": TrainConfig().run_name})
+    rows = speed_rows() + prediction_rows() + step_breakdown_rows() + time_to_quality_rows(quality_histories(Path("Models")))
     print(pd.DataFrame(rows, columns=["measurement", "value", "unit"]).to_markdown(index=False, floatfmt=".2f"))
 
 

@@ -350,7 +350,7 @@ def main() -> None:
     rows += default_model.speed_rows()
     rows += default_model.prediction_rows()
     rows += default_model.step_breakdown_rows()
-    rows += default_model.time_to_quality_rows(ROOT / "Models", {"default configuration, seed 42": default.run_name})
+    rows += default_model.time_to_quality_rows(default_model.quality_histories(ROOT / "Models"))
     table = pd.DataFrame(rows + ratios, columns=["measurement", "value", "unit"])
     table["value"] = table["value"].map(lambda v: f"{v:.3f}")
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")

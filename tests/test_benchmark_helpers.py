@@ -4,7 +4,7 @@ import math
 
 import pandas as pd
 
-from benchmarks.default_model import layer_type, minutes_to_quality
+from benchmarks.default_model import SCRATCH_HISTORY, layer_type, minutes_to_quality
 
 
 def test_minutes_to_quality_sums_epochs_until_val_dice_first_reaches_it(tmp_path):
@@ -23,3 +23,11 @@ def test_layer_types_tell_depthwise_backward_from_other_convolutions():
     assert layer_type("aten::native_batch_norm_backward", []) == "normalisation"
     assert layer_type("aten::_fused_adamw_", []) == "optimiser"
     assert layer_type("aten::sigmoid_backward", []) == "other backward"
+
+
+def test_the_from_scratch_history_holds_every_epoch_of_its_run():
+    """Read back from notebook 03's committed outputs of 2026-11-22: 42 epochs, val Dice 0.80 first at epoch 36."""
+    history = pd.read_csv(SCRATCH_HISTORY)
+    assert list(history["epoch"]) == list(range(1, 43))
+    assert history.index[history["val_dice"] >= 0.80][0] == 35
+    assert 19 < minutes_to_quality(SCRATCH_HISTORY) < 21

@@ -57,15 +57,19 @@ def test_the_tiled_weight_gradient_equals_oneDNNs(kernel, stride, padding, size)
     torch.testing.assert_close(tiled_depthwise_weight_gradient(images, grad, kernel, stride, padding), expected)
 
 
-def test_a_groupnorm_runs_in_float32_under_bf16_autocast():
+def test_a_groupnorm_under_bf16_autocast_gives_the_float32_gradients():
     norm = torch.nn.GroupNorm(4, 16)
     reference = copy.deepcopy(norm)
     for_cpu_training(norm, bfloat16=True)
-    images = torch.randn(2, 16, 8, 8).bfloat16()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = norm(images)
+    images = torch.randn(2, 16, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_()
+    out, grads = gradients(norm, images, autocast=True)
+    input_grad = images.grad.clone()
+    images.grad = None
+    expected, expected_grads = gradients(reference, images, autocast=False)
     assert out.dtype == torch.float32
-    torch.testing.assert_close(out, reference(images.float()))
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(grads, expected_grads)
+    torch.testing.assert_close(input_grad, images.grad)
 
 
 def test_whole_model_gradients_stay_within_bf16_tolerance_of_float32():
@@ -104,8 +108,12 @@ def test_the_fpn_merge_adds_as_smp_does():
     model, _ = build_model("FPN", "tu-tf_efficientnet_lite0", classes=2, seed=3)
     merge = prepare_model(model, torch.device("cpu")).decoder.merge
     assert isinstance(merge, smp.decoders.fpn.decoder.MergeBlock) and type(merge).forward is not smp.decoders.fpn.decoder.MergeBlock.forward
-    levels = [torch.randn(2, 4, 8, 8) for _ in range(4)]
-    torch.testing.assert_close(merge(levels), smp.decoders.fpn.decoder.MergeBlock("add")(levels))
+    levels = [torch.randn(2, 4, 8, 8, requires_grad=True) for _ in range(4)]
+    ours, theirs = merge(levels), smp.decoders.fpn.decoder.MergeBlock("add")(levels)
+    torch.testing.assert_close(ours, theirs)
+    weights = torch.randn_like(ours)
+    for mine, expected in zip(torch.autograd.grad(ours, levels, weights), torch.autograd.grad(theirs, levels, weights)):
+        torch.testing.assert_close(mine, expected)
     untouched = smp.FPN(encoder_name="resnet18", encoder_weights=None, decoder_merge_policy="cat", classes=1)
     assert torch.equal(with_fast_merge(untouched).decoder.merge(levels), torch.cat(levels, 1))
 
