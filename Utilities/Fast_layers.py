@@ -1,10 +1,11 @@
-"""Faster forms of the same layers for training on a CPU, swapped in by class.
+"""Faster forms of the same layers, swapped in by class: for training on a CPU (``for_cpu_training``), and
+smp's FPN merge wherever a model is prepared (``with_fast_merge``).
 
 Each replacement computes what the layer computed (the tests compare outputs
 and gradients), keeps its parameters, state dict keys and any shape logic of
 its own (timm's ``Conv2dSame``), and is a subclass of the layer it replaces,
 so checkpoints and the rest of the code do not notice. Times below: batch 8,
-2 cores, FPN/EfficientNet-Lite2 at 128 px, ``python -m benchmarks.default_model``.
+2 cores (AMD EPYC, 2026-11-24), FPN/EfficientNet-Lite2 at 128 px.
 """
 
 from __future__ import annotations
@@ -30,16 +31,16 @@ FLOAT32_UNDER_BF16 = {
 }
 
 
-class _Float32Forward:
-    """Mixin: the layer runs in float32 even inside an autocast region, with ``_TiledDepthwiseGradient``."""
+class Float32Forward:
+    """Mixin: the layer runs in float32 even inside an autocast region."""
 
     def forward(self, *args):
-        with torch.autocast(args[0].device.type, enabled=False), _TiledDepthwiseGradient():
+        with torch.autocast(args[0].device.type, enabled=False):
             return super().forward(*(a.float() for a in args))
 
 
-class _TiledDepthwiseForward:
-    """Mixin: the layer's depthwise convolutions get their weight gradient from ``_TiledDepthwiseGradient``."""
+class TiledDepthwiseForward:
+    """Mixin: the layer's depthwise convolutions get their weight gradient from ``tiled_depthwise_weight_gradient``."""
 
     def forward(self, *args):
         with _TiledDepthwiseGradient():
@@ -48,29 +49,38 @@ class _TiledDepthwiseForward:
 
 @functools.cache
 def _subclass(mixin: type, layer_class: type) -> type:
-    prefix = "Float32" if mixin is _Float32Forward else "Tiled"
+    prefix = mixin.__name__.removesuffix("Forward").removesuffix("Depthwise")
     return type(f"{prefix}{layer_class.__name__}", (mixin, layer_class), {})
 
 
-def _swap(module: torch.nn.Module, mixin: type) -> None:
-    if not isinstance(module, (_Float32Forward, _TiledDepthwiseForward)):
+def with_mixin(module: torch.nn.Module, mixin: type) -> torch.nn.Module:
+    """``module`` made an instance of a subclass of its own class with ``mixin`` first, in place."""
+    if not isinstance(module, mixin):
         module.__class__ = _subclass(mixin, type(module))
+    return module
+
+
+def has_large_depthwise_kernel(module: torch.nn.Module) -> bool:
+    """A depthwise convolution whose weight gradient ``tiled_depthwise_weight_gradient`` computes faster."""
+    return is_depthwise(module) and min(module.kernel_size) >= 3 and max(module.kernel_size) > 3
 
 
 def for_cpu_training(model: torch.nn.Module, bfloat16: bool) -> torch.nn.Module:
     """``model`` with the faster forms of its layers for training on a CPU, in place.
 
     Under bf16 autocast (``bfloat16``) the layer types of ``FLOAT32_UNDER_BF16``
-    run in float32: FPN/EfficientNet-Lite0 at 128 px trained at 39 img/s in bf16
-    autocast, 53 in float32 and 61 with the depthwise layers alone in float32.
-    Depthwise convolutions with kernels above 3x3 compute their weight gradient
-    from 3x3 pieces (``tiled_depthwise_weight_gradient``) in either precision.
+    run in float32; depthwise convolutions with kernels above 3x3 compute their
+    weight gradient from 3x3 pieces (``tiled_depthwise_weight_gradient``) in
+    either precision. FPN/EfficientNet-Lite2 training steps, one change after
+    the other (``python -m benchmarks.training_changes``): 38.7 img/s in bf16
+    autocast, 49.2 with the depthwise layers in float32, 51.7 with GroupNorm
+    too, 53.2 with tiled weight gradients.
     """
     for module in model.modules():
         if bfloat16 and any(matches(module) for matches in FLOAT32_UNDER_BF16.values()):
-            _swap(module, _Float32Forward)
-        elif is_depthwise(module) and max(module.kernel_size) > 3:
-            _swap(module, _TiledDepthwiseForward)
+            with_mixin(module, Float32Forward)
+        if has_large_depthwise_kernel(module):
+            with_mixin(module, TiledDepthwiseForward)
     return model
 
 

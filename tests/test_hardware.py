@@ -7,7 +7,14 @@ import segmentation_models_pytorch as smp
 import torch
 from timm.layers import Conv2dSame
 
-from Utilities.Fast_layers import for_cpu_training, is_depthwise, tiled_depthwise_weight_gradient, with_fast_merge
+from Utilities.Fast_layers import (
+    Float32Forward,
+    TiledDepthwiseForward,
+    for_cpu_training,
+    is_depthwise,
+    tiled_depthwise_weight_gradient,
+    with_fast_merge,
+)
 from Utilities.Hardware import prepare_model
 from Utilities.Resnet_Unet import build_model
 from Utilities.Trainer import SoftDiceLoss
@@ -81,7 +88,8 @@ def test_whole_model_gradients_stay_within_bf16_tolerance_of_float32():
     _, exact = gradients(copy.deepcopy(model), images, autocast=False)
     _, bf16 = gradients(copy.deepcopy(model), images, autocast=True)
     mixed_model = for_cpu_training(copy.deepcopy(model), bfloat16=True)
-    assert sum(is_depthwise(m) and type(m).__name__.startswith("Float32") for m in mixed_model.modules()) == 16
+    assert sum(is_depthwise(m) and isinstance(m, Float32Forward) for m in mixed_model.modules()) == 16
+    assert sum(isinstance(m, TiledDepthwiseForward) for m in mixed_model.modules()) == 9  # the 5x5 ones
     assert sum(type(m).__name__ == "Float32GroupNorm" for m in mixed_model.modules()) == 7
     _, mixed = gradients(mixed_model, images, autocast=True)
 
@@ -99,7 +107,8 @@ def test_whole_model_in_float32_keeps_its_gradients():
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     _, exact = gradients(copy.deepcopy(model), images, autocast=False)
     tiled_model = for_cpu_training(copy.deepcopy(model), bfloat16=False)
-    assert sum(type(m).__name__.startswith("Tiled") for m in tiled_model.modules()) == 9  # 5x5 depthwise: 2 + 3 + 4 in stages 3, 5, 6
+    assert sum(type(m).__name__.startswith("Tiled") for m in tiled_model.modules()) == 9  # 5x5: 2 + 3 + 4 in stages 3, 5, 6
+    assert not any(isinstance(m, Float32Forward) for m in tiled_model.modules())
     _, tiled = gradients(tiled_model, images, autocast=False)
     torch.testing.assert_close(tiled, exact, rtol=1e-4, atol=1e-6)
 

@@ -1,0 +1,108 @@
+"""What each of the CPU training-speed changes adds (``python -m benchmarks.training_changes``).
+
+The default model's training step (model alone, random tensors, batch 8), built
+up one change at a time, from plain float32 eager to the trainer's default; the
+steps of every variant are timed in interleaved rounds in one process, so a
+machine that speeds up or slows down during the run affects them all alike.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.default_model import BATCH, _batch, _plain_loss  # noqa: E402
+from Utilities.Config import TrainConfig  # noqa: E402
+from Utilities.Fast_layers import (  # noqa: E402
+    FLOAT32_UNDER_BF16,
+    Float32Forward,
+    TiledDepthwiseForward,
+    has_large_depthwise_kernel,
+    with_fast_merge,
+    with_mixin,
+)
+from Utilities.Resnet_Unet import model_for  # noqa: E402
+from Utilities.Trainer import make_loss, make_optimizer  # noqa: E402
+
+ROUNDS, STEPS_PER_ROUND, WARMUP = 5, 6, 3
+
+
+def _float32_layers(kind: str):
+    def change(model: torch.nn.Module) -> None:
+        for module in model.modules():
+            if FLOAT32_UNDER_BF16[kind](module):
+                with_mixin(module, Float32Forward)
+    return change
+
+
+def _tiled_gradients(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if has_large_depthwise_kernel(module):
+            with_mixin(module, TiledDepthwiseForward)
+
+
+CHANGES = {  # in the order they are added; the last row is the trainer's default
+    "depthwise convolutions in float32": _float32_layers("depthwise convolution"),
+    "GroupNorm in float32": _float32_layers("GroupNorm"),
+    "5x5 depthwise weight gradients from 3x3 pieces": _tiled_gradients,
+    "FPN merge as sums": with_fast_merge,
+    "soft Dice through sigmoid": None,  # the loss, not the model
+}
+
+
+def _step(config: TrainConfig, changes: list[str] | None):
+    """One training step with ``changes`` on bf16 autocast and channels-last; ``None``: plain float32 eager."""
+    model, _ = model_for(config)
+    images, masks = _batch(config)
+    if changes is None:
+        images, dtype = images.contiguous(), None
+    else:
+        model, dtype = model.to(memory_format=torch.channels_last), torch.bfloat16
+        for name in changes:
+            if CHANGES[name] is not None:
+                CHANGES[name](model)
+    model.train()
+    loss_fn = make_loss(config) if changes and "soft Dice through sigmoid" in changes else _plain_loss(config)
+    optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
+            loss = loss_fn(model(images).float(), masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def main() -> None:
+    config = TrainConfig()
+    names = list(CHANGES)
+    variants = {"plain float32 eager": None, "bf16 autocast + channels-last": []}
+    variants.update({f"+ {name}": names[: k + 1] for k, name in enumerate(names)})
+    steps = {label: _step(config, changes) for label, changes in variants.items()}
+    for step in steps.values():
+        for _ in range(WARMUP):
+            step()
+    rates: dict[str, list[float]] = {label: [] for label in steps}
+    for _ in range(ROUNDS):
+        for label, step in steps.items():
+            started = time.perf_counter()
+            for _ in range(STEPS_PER_ROUND):
+                step()
+            rates[label].append(BATCH * STEPS_PER_ROUND / (time.perf_counter() - started))
+    table = pd.DataFrame({"training step": list(rates), "img/s (median)": [statistics.median(r) for r in rates.values()],
+                          "rounds": [", ".join(f"{x:.1f}" for x in r) for r in rates.values()]})
+    print(f"{config.arch}/{config.encoder}, {config.image_size} px, batch {BATCH}, model alone, "
+          f"{ROUNDS} interleaved rounds of {STEPS_PER_ROUND} steps")
+    print(table.to_markdown(index=False, floatfmt=".1f"))
+
+
+if __name__ == "__main__":
+    main()
