@@ -1,0 +1,64 @@
+"""OpenVINO int8 for the trained default model (``python -m benchmarks.openvino_int8``): tried, not the default.
+
+NNCF's post-training quantisation of notebook 03's model, calibrated on 48
+train images (8 per class), against the default OpenVINO bf16 path: test
+Dice and ``Predictor.predict`` img/s. Not the default because it needs
+calibration images where the model is converted, and it changes the masks.
+ONNX Runtime's int8 (``Onnx_export.quantize_int8``) fails on this FPN: its
+quantised top-down Add cannot broadcast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.speed import ROOT, TRAINED, timed  # noqa: E402
+from Utilities.Checkpoint import load_checkpoint  # noqa: E402
+from Utilities.Data_Retriever_Seg import read_image, split_table  # noqa: E402
+from Utilities.Evaluate import evaluate_source, held_out_set  # noqa: E402
+from Utilities.Inference import Predictor  # noqa: E402
+
+
+def openvino_int8(checkpoint: Path, calibration: list[np.ndarray]) -> Predictor:
+    """The default predictor with its OpenVINO model quantised to int8 by NNCF on ``calibration`` batches."""
+    import nncf
+    import openvino
+
+    predictor = Predictor(checkpoint, backend="openvino")
+    model, _ = load_checkpoint(checkpoint)
+    side = predictor.config.image_size
+    converted = openvino.convert_model(model.eval(), example_input=torch.zeros(1, 3, side, side), input=[(-1, 3, side, side)])
+    quantised = nncf.quantize(converted, nncf.Dataset(calibration), subset_size=len(calibration))
+    predictor.model.compiled = openvino.Core().compile_model(quantised, "CPU")
+    return predictor
+
+
+def main(checkpoint: Path = TRAINED) -> None:
+    default = Predictor(checkpoint, backend="openvino")
+    table = split_table(default.config)
+    train = table[table["split"] == "train"].groupby("class").sample(n=8, random_state=0)  # every class, 48 images
+    paths = [ROOT / "IMAGES" / name for name in train["image"]]
+    calibration = [default.preprocess([read_image(p) for p in paths[i : i + 8]]).numpy() for i in range(0, len(paths), 8)]
+    images = [read_image(path) for path in paths[:32]]
+    source, test_names = held_out_set(default.config)
+    rows = []
+    for name, predictor in (("OpenVINO bf16 (default)", default),
+                            ("OpenVINO int8 (NNCF, 48 train images)", openvino_int8(checkpoint, calibration))):
+        rows.append((f"test Dice, {name}", evaluate_source(predictor, source, test_names).compute()["dice"], "Dice"))
+        rate = len(images) / timed(functools.partial(predictor.predict, images), 5)
+        rows.append((f"Predictor.predict of 32 NEU images, {name}", rate, "img/s"))
+    print(pd.DataFrame(rows, columns=["measurement", "value", "unit"]).to_markdown(index=False, floatfmt=".4f"))
+
+
+if __name__ == "__main__":
+    main()
