@@ -100,6 +100,18 @@ def _openvino_loads() -> bool:
     return True
 
 
+def convert_for_openvino(model: torch.nn.Module, side: int | None = None):
+    """``model`` as an OpenVINO model (not yet compiled) for inputs of any batch size and ``side`` x ``side``
+    pixels, or any height and width without ``side``."""
+    import openvino
+
+    with warnings.catch_warnings():  # OpenVINO traces the model with torch.jit, which warns about itself
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return openvino.convert_model(model.eval().float(), example_input=torch.zeros(1, 3, side or 64, side or 64),
+                                      input=[(-1, 3, side or -1, side or -1)])
+
+
 class OpenVinoModel(torch.nn.Module):
     """``model`` converted by OpenVINO and compiled for this CPU, called like the module it came from.
 
@@ -112,12 +124,7 @@ class OpenVinoModel(torch.nn.Module):
         import openvino
 
         super().__init__()
-        with warnings.catch_warnings():  # OpenVINO traces the model with torch.jit, which warns about itself
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            converted = openvino.convert_model(model.eval().float(), example_input=torch.zeros(1, 3, side or 64, side or 64),
-                                               input=[(-1, 3, side or -1, side or -1)])
-        self.compiled = openvino.Core().compile_model(converted, "CPU",
+        self.compiled = openvino.Core().compile_model(convert_for_openvino(model, side), "CPU",
                                                       {"INFERENCE_PRECISION_HINT": "bf16" if bfloat16 else "f32"})
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

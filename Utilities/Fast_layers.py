@@ -40,9 +40,12 @@ class Float32Forward:
 
 
 class TiledDepthwiseForward:
-    """Mixin: the layer's depthwise convolutions get their weight gradient from ``tiled_depthwise_weight_gradient``."""
+    """Mixin: when gradients are recorded, the layer's depthwise convolutions get their weight gradient from
+    ``tiled_depthwise_weight_gradient``."""
 
     def forward(self, *args):
+        if not torch.is_grad_enabled():
+            return super().forward(*args)
         with _TiledDepthwiseGradient():
             return super().forward(*args)
 
@@ -50,7 +53,7 @@ class TiledDepthwiseForward:
 @functools.cache
 def _subclass(mixin: type, layer_class: type) -> type:
     prefix = mixin.__name__.removesuffix("Forward").removesuffix("Depthwise")
-    return type(f"{prefix}{layer_class.__name__}", (mixin, layer_class), {})
+    return type(f"{prefix}{layer_class.__name__}", (mixin, layer_class), {"_original_class": layer_class})
 
 
 def with_mixin(module: torch.nn.Module, mixin: type) -> torch.nn.Module:
@@ -60,26 +63,39 @@ def with_mixin(module: torch.nn.Module, mixin: type) -> torch.nn.Module:
     return module
 
 
-def has_large_depthwise_kernel(module: torch.nn.Module) -> bool:
-    """A depthwise convolution whose weight gradient ``tiled_depthwise_weight_gradient`` computes faster."""
-    return is_depthwise(module) and min(module.kernel_size) >= 3 and max(module.kernel_size) > 3
+def without_fast_layers(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every layer back in its own class, in place: the classes made at run time do not pickle
+    (``torch.save(model)``), so training undoes them when it ends."""
+    for module in model.modules():
+        while "_original_class" in vars(type(module)):
+            module.__class__ = type(module)._original_class
+    return model
 
 
-def for_cpu_training(model: torch.nn.Module, bfloat16: bool) -> torch.nn.Module:
-    """``model`` with the faster forms of its layers for training on a CPU, in place.
+def _tiles(kernel_size) -> bool:
+    """Is a depthwise kernel of this size one whose weight gradient ``tiled_depthwise_weight_gradient`` computes
+    faster (above 3x3, at least 3 each way)?"""
+    return min(kernel_size) >= 3 and max(kernel_size) > 3
+
+
+def for_cpu_training(model: torch.nn.Module, bfloat16: bool, float32_layers=tuple(FLOAT32_UNDER_BF16),
+                     tiled: bool = True) -> torch.nn.Module:
+    """``model`` with the faster forms of its layers for training on a CPU, in place (``without_fast_layers``
+    undoes it).
 
     Under bf16 autocast (``bfloat16``) the layer types of ``FLOAT32_UNDER_BF16``
-    run in float32; depthwise convolutions with kernels above 3x3 compute their
-    weight gradient from 3x3 pieces (``tiled_depthwise_weight_gradient``) in
-    either precision. FPN/EfficientNet-Lite2 training steps, one change after
-    the other (``python -m benchmarks.training_changes``): 38.7 img/s in bf16
-    autocast, 49.2 with the depthwise layers in float32, 51.7 with GroupNorm
-    too, 53.2 with tiled weight gradients.
+    (or those named in ``float32_layers``) run in float32; with ``tiled``,
+    depthwise convolutions with kernels above 3x3 compute their weight gradient
+    from 3x3 pieces (``tiled_depthwise_weight_gradient``) where they run in
+    float32 (always, without bf16). FPN/EfficientNet-Lite2 training steps, one
+    change after the other (``python -m benchmarks.training_changes``, README):
+    39.7 img/s in bf16 autocast, 50.7 with the depthwise layers in float32,
+    53.9 with GroupNorm too, 54.3 with tiled weight gradients.
     """
     for module in model.modules():
-        if bfloat16 and any(matches(module) for matches in FLOAT32_UNDER_BF16.values()):
+        if bfloat16 and any(FLOAT32_UNDER_BF16[name](module) for name in float32_layers):
             with_mixin(module, Float32Forward)
-        if has_large_depthwise_kernel(module):
+        if tiled and is_depthwise(module) and _tiles(module.kernel_size):
             with_mixin(module, TiledDepthwiseForward)
     return model
 
@@ -90,7 +106,7 @@ def tiled_depthwise_weight_gradient(images: torch.Tensor, grad: torch.Tensor, ke
 
     oneDNN has a specialised depthwise kernel for the weight gradient of 3x3
     layers only; larger ones fall back to a generic grouped convolution that
-    pads each channel to a block of 16 (1.0-1.7 ms for a 5x5 layer of
+    pads each channel to a block of 16 (0.6-1.3 ms for a 5x5 layer of
     EfficientNet-Lite2 against 0.4-0.6 ms for its four 3x3 pieces). Piece
     ``(i, j)`` is the 3x3 gradient of the input window shifted by ``(i, j)``;
     pieces overlap where the kernel is not a multiple of 3, and each kernel
@@ -137,13 +153,14 @@ class _DepthwiseConv2d(torch.autograd.Function):
 
 
 def _pair(value) -> tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    return values * 2 if len(values) == 1 else values
 
 
 class _TiledDepthwiseGradient(TorchFunctionMode):
-    """Within it, ``F.conv2d`` calls of depthwise convolutions with a kernel above 3x3 (and at least 3 in each
-    direction, dilation 1, numeric padding) go through ``_DepthwiseConv2d``; other calls are left as they are.
-    Intercepting the call, not the layer, keeps each layer's own padding code (timm's ``Conv2dSame``)."""
+    """Within it, ``F.conv2d`` calls of batched depthwise convolutions with a kernel ``_tiles`` takes (dilation 1,
+    numeric padding, outside autocast: in float32) go through ``_DepthwiseConv2d``; other calls are left as they
+    are. Intercepting the call, not the layer, keeps each layer's own padding code (timm's ``Conv2dSame``)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -152,9 +169,10 @@ class _TiledDepthwiseGradient(TorchFunctionMode):
             images, weight = call["input"], call["weight"]
             padding = call.get("padding", 0)
             if (
-                call.get("groups", 1) == images.shape[1] == weight.shape[0] and weight.shape[1] == 1
-                and min(weight.shape[2:]) >= 3 and max(weight.shape[2:]) > 3
-                and _pair(call.get("dilation", 1)) == (1, 1) and not isinstance(padding, str)
+                images.dim() == 4 and not torch.is_autocast_enabled(images.device.type)
+                and call.get("groups", 1) == images.shape[1] == weight.shape[0] and weight.shape[1] == 1
+                and _tiles(weight.shape[2:]) and _pair(call.get("dilation", 1)) == (1, 1)
+                and not isinstance(padding, str)
             ):
                 return _DepthwiseConv2d.apply(images, weight, call.get("bias"), _pair(call.get("stride", 1)),
                                               _pair(padding))
@@ -162,9 +180,9 @@ class _TiledDepthwiseGradient(TorchFunctionMode):
 
 
 class _AddMerge(smp.decoders.fpn.decoder.MergeBlock):
-    """smp's FPN merge by ``torch.stack(levels).sum(0)``, as sums: the same values (bf16 rounds once per sum),
-    fwd+bwd 0.6 ms instead of 8.6 for four (8, 128, 32, 32) bf16 channels-last levels (0.4 instead of 3.8 in
-    float32)."""
+    """smp's FPN merge by ``torch.stack(levels).sum(0)``, as sums: the same values in float32 (in bf16 each sum
+    rounds, where smp's rounds once), fwd+bwd 0.6 ms instead of 8.6 for four (8, 128, 32, 32) bf16 channels-last
+    levels (0.4 instead of 3.8 in float32)."""
 
     def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
         return functools.reduce(operator.add, levels) if self.policy == "add" else super().forward(levels)

@@ -28,7 +28,7 @@ from Utilities.Fast_inference import BACKENDS, OpenVinoModel, choose_backend, op
 from Utilities.Hardware import autocast, autocast_dtype, default_device
 from Utilities.Postprocess import PostProcessing
 from Utilities.Predict_folder import EXIT_SOME_FAILED, REPORT, image_files, predict_folder
-from Utilities.Resnet_Unet import padded_forward, split_image_logits
+from Utilities.Resnet_Unet import padded_forward, padded_side, split_image_logits
 from Utilities.Sliding_window import window_rows
 
 TILE_SIZE = 1024
@@ -92,7 +92,7 @@ class Predictor:
         self.dtype = autocast_dtype(self.device, precision)
         self.backend = choose_backend(backend, self.device, self.config.full_resolution)
         if self.backend == "openvino":
-            side = None if self.config.full_resolution else -(-self.config.image_size // 32) * 32  # as padded_forward pads
+            side = None if self.config.full_resolution else padded_side(self.config.image_size)
             self.model, self.input_dtype = OpenVinoModel(model, self.dtype == torch.bfloat16, side), torch.float32
             self.dtype = None  # OpenVINO runs in its own precision
         else:

@@ -221,6 +221,11 @@ def pad_to_multiple(images: torch.Tensor, multiple: int = 32) -> torch.Tensor:
     return padded.contiguous(memory_format=torch.channels_last) if padded.dim() == 4 else padded
 
 
+def padded_side(side: int, multiple: int = 32) -> int:
+    """The side ``pad_to_multiple`` pads an image side to: what a model of one input size is fed."""
+    return side + -side % multiple
+
+
 def padded_forward(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Logits for a batch of any height and width: padded for the network, cropped back to the input's size."""
     height, width = images.shape[-2:]

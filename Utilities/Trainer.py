@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from Utilities.Checkpoint import check_resumable, read_checkpoint, save_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Distributed import init_from_environment, is_main_process, mean_over_processes, world_size
+from Utilities.Fast_layers import without_fast_layers
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_for_training
 from Utilities.Meter import Meter
 from Utilities.Resnet_Unet import padded_forward, split_image_logits
@@ -256,7 +257,16 @@ def fit(
     Returns:
         One row per epoch: losses, validation scores, learning rate, seconds, img/s.
     """
-    run = _start(model, config, len(train_loader), device, resume)
+    try:
+        run = _start(model, config, len(train_loader), device, resume)
+        _train_epochs(run, config, encoder_weights_used, train_loader, val_loader)
+    finally:
+        without_fast_layers(model)  # the caller gets its model in its own classes (they pickle)
+    return pd.DataFrame(run.history)
+
+
+def _train_epochs(run: _Run, config: TrainConfig, encoder_weights_used, train_loader, val_loader) -> None:
+    """The epochs left of ``run``; Ctrl-C stops after the last finished one."""
     epoch = len(run.history)
     try:
         for epoch in range(len(run.history), config.epochs):
@@ -268,7 +278,6 @@ def fit(
         last = config.models_dir / f"{config.run_name}_last.pth"
         saved = f"epoch {len(run.history)} is saved in {last}" if run.history else "no epoch had finished"
         tqdm.write(f"interrupted in epoch {epoch + 1}; {saved}")
-    return pd.DataFrame(run.history)
 
 
 def _start(model, config: TrainConfig, batches_per_epoch: int, device, resume) -> _Run:

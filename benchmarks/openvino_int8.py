@@ -20,13 +20,14 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
 from benchmarks.speed import ROOT, TRAINED, timed  # noqa: E402
 from Utilities.Checkpoint import load_checkpoint  # noqa: E402
 from Utilities.Data_Retriever_Seg import read_image, split_table  # noqa: E402
 from Utilities.Evaluate import evaluate_source, held_out_set  # noqa: E402
+from Utilities.Fast_inference import convert_for_openvino  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
+from Utilities.Resnet_Unet import padded_side  # noqa: E402
 
 
 def openvino_int8(checkpoint: Path, calibration: list[np.ndarray]) -> Predictor:
@@ -36,8 +37,7 @@ def openvino_int8(checkpoint: Path, calibration: list[np.ndarray]) -> Predictor:
 
     predictor = Predictor(checkpoint, backend="openvino")
     model, _ = load_checkpoint(checkpoint)
-    side = predictor.config.image_size
-    converted = openvino.convert_model(model.eval(), example_input=torch.zeros(1, 3, side, side), input=[(-1, 3, side, side)])
+    converted = convert_for_openvino(model, padded_side(predictor.config.image_size))
     quantised = nncf.quantize(converted, nncf.Dataset(calibration), subset_size=len(calibration))
     predictor.model.compiled = openvino.Core().compile_model(quantised, "CPU")
     return predictor

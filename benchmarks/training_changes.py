@@ -19,41 +19,27 @@ import torch  # noqa: E402
 
 from benchmarks.default_model import BATCH, _batch, _plain_loss  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Fast_layers import (  # noqa: E402
-    FLOAT32_UNDER_BF16,
-    Float32Forward,
-    TiledDepthwiseForward,
-    has_large_depthwise_kernel,
-    with_fast_merge,
-    with_mixin,
-)
+from Utilities.Fast_layers import for_cpu_training, with_fast_merge  # noqa: E402
 from Utilities.Resnet_Unet import model_for  # noqa: E402
 from Utilities.Trainer import make_loss, make_optimizer  # noqa: E402
 
 ROUNDS, STEPS_PER_ROUND, WARMUP = 5, 6, 3
 
 
-def _float32_layers(kind: str):
-    def change(model: torch.nn.Module) -> None:
-        for module in model.modules():
-            if FLOAT32_UNDER_BF16[kind](module):
-                with_mixin(module, Float32Forward)
-    return change
+CHANGES = (  # in the order they are added; with all of them the step is the trainer's default
+    "depthwise convolutions in float32",
+    "GroupNorm in float32",
+    "5x5 depthwise weight gradients from 3x3 pieces",
+    "FPN merge as sums",
+    "soft Dice through sigmoid",
+)
 
 
-def _tiled_gradients(model: torch.nn.Module) -> None:
-    for module in model.modules():
-        if has_large_depthwise_kernel(module):
-            with_mixin(module, TiledDepthwiseForward)
-
-
-CHANGES = {  # in the order they are added; the last row is the trainer's default
-    "depthwise convolutions in float32": _float32_layers("depthwise convolution"),
-    "GroupNorm in float32": _float32_layers("GroupNorm"),
-    "5x5 depthwise weight gradients from 3x3 pieces": _tiled_gradients,
-    "FPN merge as sums": with_fast_merge,
-    "soft Dice through sigmoid": None,  # the loss, not the model
-}
+def _with_changes(model: torch.nn.Module, changes: list[str]) -> torch.nn.Module:
+    float32_layers = [layer for layer, change in (("depthwise convolution", CHANGES[0]), ("GroupNorm", CHANGES[1]))
+                      if change in changes]
+    for_cpu_training(model, bfloat16=True, float32_layers=float32_layers, tiled=CHANGES[2] in changes)
+    return with_fast_merge(model) if CHANGES[3] in changes else model
 
 
 def _step(config: TrainConfig, changes: list[str] | None):
@@ -63,12 +49,9 @@ def _step(config: TrainConfig, changes: list[str] | None):
     if changes is None:
         images, dtype = images.contiguous(), None
     else:
-        model, dtype = model.to(memory_format=torch.channels_last), torch.bfloat16
-        for name in changes:
-            if CHANGES[name] is not None:
-                CHANGES[name](model)
+        model, dtype = _with_changes(model.to(memory_format=torch.channels_last), changes), torch.bfloat16
     model.train()
-    loss_fn = make_loss(config) if changes and "soft Dice through sigmoid" in changes else _plain_loss(config)
+    loss_fn = make_loss(config) if changes and CHANGES[4] in changes else _plain_loss(config)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
 
     def step():
@@ -83,9 +66,8 @@ def _step(config: TrainConfig, changes: list[str] | None):
 
 def main() -> None:
     config = TrainConfig()
-    names = list(CHANGES)
     variants = {"plain float32 eager": None, "bf16 autocast + channels-last": []}
-    variants.update({f"+ {name}": names[: k + 1] for k, name in enumerate(names)})
+    variants.update({f"+ {name}": list(CHANGES[: k + 1]) for k, name in enumerate(CHANGES)})
     steps = {label: _step(config, changes) for label, changes in variants.items()}
     for step in steps.values():
         for _ in range(WARMUP):

@@ -1,12 +1,14 @@
 """Faster forms of layers for CPU training (``Fast_layers``): the same outputs and gradients, faster."""
 
 import copy
+import pickle
 
 import pytest
 import segmentation_models_pytorch as smp
 import torch
 from timm.layers import Conv2dSame
 
+from Utilities import Fast_layers
 from Utilities.Fast_layers import (
     Float32Forward,
     TiledDepthwiseForward,
@@ -14,6 +16,7 @@ from Utilities.Fast_layers import (
     is_depthwise,
     tiled_depthwise_weight_gradient,
     with_fast_merge,
+    without_fast_layers,
 )
 from Utilities.Hardware import prepare_model
 from Utilities.Resnet_Unet import build_model
@@ -111,6 +114,44 @@ def test_whole_model_in_float32_keeps_its_gradients():
     assert not any(isinstance(m, Float32Forward) for m in tiled_model.modules())
     _, tiled = gradients(tiled_model, images, autocast=False)
     torch.testing.assert_close(tiled, exact, rtol=1e-4, atol=1e-6)
+
+
+def test_only_float32_convolutions_that_record_gradients_are_routed(monkeypatch):
+    """Under fp16 autocast (no float32 mixin) and without gradients, ``F.conv2d`` is left as it is."""
+    calls = []
+    original = Fast_layers._DepthwiseConv2d.apply
+    monkeypatch.setattr(Fast_layers._DepthwiseConv2d, "apply", lambda *args: calls.append(1) or original(*args))
+    layer = for_cpu_training(torch.nn.Conv2d(8, 8, 5, padding=2, groups=8), bfloat16=False)
+    images = torch.randn(2, 8, 9, 9, requires_grad=True)
+    with torch.no_grad():
+        layer(images)
+    with torch.autocast("cpu", dtype=torch.float16):
+        layer(images).float().sum().backward()
+    assert calls == []
+    layer(images).sum().backward()
+    assert calls == [1]
+
+
+def test_a_keyword_call_with_one_element_stride_goes_through_the_tiled_gradient():
+    images = torch.randn(2, 8, 11, 11, requires_grad=True)
+    weight, bias = torch.randn(8, 1, 5, 5, requires_grad=True), torch.randn(8, requires_grad=True)
+    with Fast_layers._TiledDepthwiseGradient():
+        out = torch.nn.functional.conv2d(images, weight, bias=bias, stride=(2,), padding=2, groups=8)
+    assert type(out.grad_fn).__name__ == "_DepthwiseConv2dBackward"
+    grads = torch.autograd.grad(out.square().sum(), (images, weight, bias))
+    expected = torch.nn.functional.conv2d(images, weight, bias=bias, stride=(2,), padding=2, groups=8)
+    for ours, theirs in zip(grads, torch.autograd.grad(expected.square().sum(), (images, weight, bias))):
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_without_fast_layers_gives_back_a_model_that_pickles():
+    model, _ = build_model("FPN", "tu-tf_efficientnet_lite0", classes=2, seed=3)
+    classes = [type(m) for m in model.modules()]
+    for_cpu_training(model, bfloat16=True)
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        pickle.dumps(model)
+    assert [type(m) for m in without_fast_layers(model).modules()] == classes
+    pickle.dumps(model)
 
 
 def test_the_fpn_merge_adds_as_smp_does():
