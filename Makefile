@@ -43,7 +43,7 @@ run: data data-mt data-cfd
 		SEG_QUICK=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute $$nb --output-dir ../runs || exit 1; done
 	@echo "executed notebooks are in runs/; trained model in Models/fpn_resnet18_quick_best.pth"
 
-## The full NEU-DET run (about 18 min on 2 CPU cores), executed in place: these are the committed outputs.
+## The full NEU-DET run (14-18 min on 2 CPU cores), executed in place: these are the committed outputs.
 full: data
 	cd notebooks && for nb in $(notdir $(NEU_NOTEBOOKS)); do \
 		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
