@@ -26,7 +26,7 @@ from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import eval_transforms
 from Utilities.Fast_inference import BACKENDS, OpenVinoModel, choose_backend, optimise_for_inference
 from Utilities.Hardware import autocast, autocast_dtype, default_device
-from Utilities.Postprocess import PostProcessing
+from Utilities.Postprocess import PostProcessing, dominant_class
 from Utilities.Predict_folder import EXIT_SOME_FAILED, REPORT, image_files, predict_folder
 from Utilities.Resnet_Unet import padded_forward, padded_side, split_image_logits
 from Utilities.Sliding_window import window_rows
@@ -197,9 +197,8 @@ class Predictor:
         image = (probabilities.amax(dim=(2, 3)) if image is None else image).cpu().numpy()
         if self.dominant_class_only:
             thresholds = torch.tensor(self.postprocessing.threshold, device=probabilities.device)[None, :, None, None]
-            area = (probabilities >= thresholds).sum(dim=(2, 3))
-            keep = torch.nn.functional.one_hot(area.argmax(1), probabilities.shape[1]).to(probabilities.dtype)
-            probabilities = probabilities * keep[:, :, None, None]
+            keep = dominant_class((probabilities >= thresholds).sum(dim=(2, 3)).cpu().numpy())
+            probabilities = probabilities * torch.from_numpy(keep).to(probabilities.device)[:, :, None, None]
         if self.config.full_resolution:  # already at the image's size
             return [(prob.cpu().numpy(), image[k]) for k, prob in enumerate(probabilities)]
         return [

@@ -19,7 +19,7 @@ import numpy as np
 import pyvips
 
 from Utilities.Plots import COLOURS, OVERLAY_ALPHA
-from Utilities.Postprocess import defect_present, label_map
+from Utilities.Postprocess import defect_present, dominant_class, label_map
 from Utilities.Sliding_window import window_rows
 
 BAND = 512  # rows post-processed at a time
@@ -88,9 +88,7 @@ def predict_large_image(predictor, path: Path, scratch: Path) -> LargePrediction
     image = open_rgb(path)
     try:
         peak, image_values, over_threshold = _probabilities_to_file(predictor, image, scratch)
-        keep = np.ones(len(peak), np.float32)
-        if predictor.dominant_class_only:  # as Predictor does it: the class with the largest area over threshold
-            keep = np.eye(len(peak), dtype=np.float32)[over_threshold.argmax()]
+        keep = dominant_class(over_threshold) if predictor.dominant_class_only else np.ones(len(peak), np.float32)
         image_probabilities = peak if image_values is None else image_values
         return _labels_from_file(predictor, scratch, (image.height, image.width), image_probabilities, keep, peak * keep)
     finally:

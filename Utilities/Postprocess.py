@@ -121,6 +121,13 @@ class PostProcessing:
         return pd.DataFrame(table, index=pd.Index(channels, name="channel"))
 
 
+def dominant_class(pixels_over_threshold: np.ndarray) -> np.ndarray:
+    """``dominant_class_only``'s rule, for an image streamed in windows and a batch alike: ``(..., C)`` counts
+    of pixels over each class's threshold -> ``(..., C)`` float32 weights, 1 for the class with the most (the
+    first on a tie), 0 for the others."""
+    return np.eye(pixels_over_threshold.shape[-1], dtype=np.float32)[pixels_over_threshold.argmax(-1)]
+
+
 def label_map(masks: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """``(H, W)`` uint8: 0 where no class's mask is set, else 1 + the most probable of the classes set there."""
     labels, best = np.zeros(masks.shape[1:], np.uint8), np.full(masks.shape[1:], -1.0, np.float32)

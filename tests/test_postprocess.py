@@ -13,6 +13,7 @@ from Utilities.Postprocess import (
     STEPS,
     PostProcessing,
     choose_postprocessing,
+    dominant_class,
     drop_small_blobs,
     gate_by_image_probability,
     plain_and_chosen,
@@ -64,6 +65,13 @@ def test_masks_apply_threshold_and_steps_per_channel():
     assert masks[1].sum() == 9  # channel 1 keeps only the 3x3 blob
     assert PostProcessing.from_dict(chosen.to_dict()) == chosen
     np.testing.assert_array_equal(chosen.with_threshold(0.995).masks(probabilities), 0)
+
+
+def test_dominant_class_keeps_the_class_with_most_pixels_over_threshold_per_image():
+    counts = np.array([[3, 9, 9, 0], [0, 0, 0, 0], [1, 0, 0, 5]])  # a tie goes to the first class
+    expected = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], np.float32)
+    np.testing.assert_array_equal(dominant_class(counts), expected)
+    np.testing.assert_array_equal(dominant_class(counts[2]), expected[2])  # one image's counts, as Large_images has
 
 
 def test_bad_post_processing_is_refused_with_the_known_names():
