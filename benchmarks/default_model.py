@@ -9,6 +9,8 @@ minutes to a good model.
   200x200 images in, probabilities at 200x200 out): the plain float32 model,
   PyTorch's fast path, the same compiled (``Predictor.compile``), and the
   default backend (OpenVINO where installed, ``Fast_inference``);
+- every speed as the median of ``ROUNDS`` rounds in which the paths take turns
+  (``interleaved_rates``);
 - the training step's time per layer type (``torch.profiler``, self CPU time
   of each operator, depthwise convolutions told apart by their weight's shape);
 - time to quality: training minutes until a run's val Dice first reaches
@@ -18,7 +20,9 @@ minutes to a good model.
 from __future__ import annotations
 
 import os
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -35,7 +39,8 @@ from Utilities.Resnet_Unet import model_for  # noqa: E402
 from Utilities.Trainer import make_loss, make_optimizer  # noqa: E402
 
 CPU = torch.device("cpu")
-BATCH, STEPS, WARMUP = 8, 12, 3
+BATCH, WARMUP = 8, 3
+ROUNDS = 5  # interleaved rounds of every timed path (see interleaved_rates)
 QUALITY = 0.80  # NEU-DET val Dice
 
 
@@ -77,13 +82,26 @@ def _training_step(config: TrainConfig, project_way: bool):
     return step
 
 
-def _images_per_second(function, rounds: int = STEPS, warmup: int = WARMUP) -> float:
-    for _ in range(warmup):
-        function()
-    started = time.perf_counter()
+def interleaved_rates(calls: dict[str, Callable[[], object]], images_per_call: int, calls_per_round: int,
+                      rounds: int = ROUNDS, warmup: int = WARMUP) -> dict[str, list[float]]:
+    """img/s of each of ``calls`` in each of ``rounds`` rounds that take turns, after ``warmup`` untimed calls
+    each. This machine's speed drifts by 10-30% within minutes; timed one after the other, the drift would
+    land in the ratios (end-to-end prediction measured once per path gave 2.4x and 3.5x in two runs)."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    rates: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
-        function()
-    return BATCH * rounds / (time.perf_counter() - started)
+        for name, call in calls.items():
+            started = time.perf_counter()
+            for _ in range(calls_per_round):
+                call()
+            rates[name].append(images_per_call * calls_per_round / (time.perf_counter() - started))
+    return rates
+
+
+def _medians(rates: dict[str, list[float]]) -> dict[str, float]:
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def _inference(config: TrainConfig, project_way: bool):
@@ -108,8 +126,8 @@ def speed_rows(config: TrainConfig | None = None) -> list[tuple[str, float, str]
     """Training and inference img/s of the default model, the project's way and in plain float32."""
     config = config or TrainConfig()
     name = f"default {config.arch}/{config.encoder}, {config.image_size} px, batch {BATCH}"
-    train = {way: _images_per_second(_training_step(config, way)) for way in (False, True)}
-    infer = {way: _images_per_second(_inference(config, way), rounds=3 * STEPS) for way in (False, True)}
+    train = _medians(interleaved_rates({way: _training_step(config, way) for way in (False, True)}, BATCH, 4))
+    infer = _medians(interleaved_rates({way: _inference(config, way) for way in (False, True)}, BATCH, 8))
     return [
         (f"training, {name}, plain float32 eager", train[False], "img/s"),
         (f"training, {name}, default", train[True], "img/s"),
@@ -154,13 +172,13 @@ def prediction_rows(config: TrainConfig | None = None, count: int = 160) -> list
         compile_seconds = time.perf_counter() - started
         default = Predictor(checkpoint)
         paths[f"default ({default.backend}, {'bf16' if autocast_dtype(CPU) == torch.bfloat16 else 'float32'})"] = default
-        rates = {}
-        for name, predictor in paths.items():
-            for _ in range(2):  # a warm-up pass, then the timed one
-                started = time.perf_counter()
-                for start in range(0, count, 16):
-                    predictor.predict(images[start : start + 16])
-            rates[name] = count / (time.perf_counter() - started)
+
+        def predict_all(predictor: Predictor) -> None:
+            for start in range(0, count, 16):
+                predictor.predict(images[start : start + 16])
+
+        calls = {name: lambda predictor=predictor: predict_all(predictor) for name, predictor in paths.items()}
+        rates = _medians(interleaved_rates(calls, count, calls_per_round=1, warmup=1))
     name = f"{config.arch}/{config.encoder}, {config.image_size} px model, 200x200 images, batch 16"
     rows = [(f"prediction end to end (Predictor.predict), {name}, {path}", rate, "img/s") for path, rate in rates.items()]
     rows.append(("Predictor.compile time (one-off, warm inductor cache after the first run)", compile_seconds, "s"))

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.default_model import BATCH, _batch, _plain_loss  # noqa: E402
+from benchmarks.default_model import BATCH, _batch, _plain_loss, interleaved_rates  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Fast_layers import for_cpu_training, with_fast_merge  # noqa: E402
 from Utilities.Resnet_Unet import model_for  # noqa: E402
@@ -69,16 +68,7 @@ def main() -> None:
     variants = {"plain float32 eager": None, "bf16 autocast + channels-last": []}
     variants.update({f"+ {name}": list(CHANGES[: k + 1]) for k, name in enumerate(CHANGES)})
     steps = {label: _step(config, changes) for label, changes in variants.items()}
-    for step in steps.values():
-        for _ in range(WARMUP):
-            step()
-    rates: dict[str, list[float]] = {label: [] for label in steps}
-    for _ in range(ROUNDS):
-        for label, step in steps.items():
-            started = time.perf_counter()
-            for _ in range(STEPS_PER_ROUND):
-                step()
-            rates[label].append(BATCH * STEPS_PER_ROUND / (time.perf_counter() - started))
+    rates = interleaved_rates(steps, BATCH, STEPS_PER_ROUND, ROUNDS, WARMUP)
     table = pd.DataFrame({"training step": list(rates), "img/s (median)": [statistics.median(r) for r in rates.values()],
                           "rounds": [", ".join(f"{x:.1f}" for x in r) for r in rates.values()]})
     print(f"{config.arch}/{config.encoder}, {config.image_size} px, batch {BATCH}, model alone, "

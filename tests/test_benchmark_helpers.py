@@ -4,7 +4,7 @@ import math
 
 import pandas as pd
 
-from benchmarks.default_model import SCRATCH_HISTORY, layer_type, minutes_to_quality
+from benchmarks.default_model import SCRATCH_HISTORY, interleaved_rates, layer_type, minutes_to_quality
 
 
 def test_minutes_to_quality_sums_epochs_until_val_dice_first_reaches_it(tmp_path):
@@ -31,3 +31,12 @@ def test_the_from_scratch_history_holds_every_epoch_of_its_run():
     assert list(history["epoch"]) == list(range(1, 43))
     assert history.index[history["val_dice"] >= 0.80][0] == 35
     assert 19 < minutes_to_quality(SCRATCH_HISTORY) < 21
+
+
+def test_interleaved_rates_take_turns_after_the_warm_up():
+    calls = []
+    rates = interleaved_rates({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, images_per_call=8,
+                              calls_per_round=2, rounds=3, warmup=1)
+    assert "".join(calls) == "ab" + "aabb" * 3
+    assert [len(values) for values in rates.values()] == [3, 3]
+    assert all(rate > 0 for values in rates.values() for rate in values)
