@@ -100,7 +100,7 @@ def interleaved_rates(calls: dict[str, Callable[[], object]], images_per_call: i
     return rates
 
 
-def _medians(rates: dict[str, list[float]]) -> dict[str, float]:
+def medians(rates: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
@@ -126,8 +126,8 @@ def speed_rows(config: TrainConfig | None = None) -> list[tuple[str, float, str]
     """Training and inference img/s of the default model, the project's way and in plain float32."""
     config = config or TrainConfig()
     name = f"default {config.arch}/{config.encoder}, {config.image_size} px, batch {BATCH}"
-    train = _medians(interleaved_rates({way: _training_step(config, way) for way in (False, True)}, BATCH, 4))
-    infer = _medians(interleaved_rates({way: _inference(config, way) for way in (False, True)}, BATCH, 8))
+    train = medians(interleaved_rates({way: _training_step(config, way) for way in (False, True)}, BATCH, 4))
+    infer = medians(interleaved_rates({way: _inference(config, way) for way in (False, True)}, BATCH, 8))
     return [
         (f"training, {name}, plain float32 eager", train[False], "img/s"),
         (f"training, {name}, default", train[True], "img/s"),
@@ -178,7 +178,7 @@ def prediction_rows(config: TrainConfig | None = None, count: int = 160) -> list
                 predictor.predict(images[start : start + 16])
 
         calls = {name: lambda predictor=predictor: predict_all(predictor) for name, predictor in paths.items()}
-        rates = _medians(interleaved_rates(calls, count, calls_per_round=1, warmup=1))
+        rates = medians(interleaved_rates(calls, count, calls_per_round=1, warmup=1))
     name = f"{config.arch}/{config.encoder}, {config.image_size} px model, 200x200 images, batch 16"
     rows = [(f"prediction end to end (Predictor.predict), {name}, {path}", rate, "img/s") for path, rate in rates.items()]
     rows.append(("Predictor.compile time (one-off, warm inductor cache after the first run)", compile_seconds, "s"))

@@ -21,7 +21,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmarks.speed import ROOT, TRAINED, timed  # noqa: E402
+from benchmarks.default_model import interleaved_rates, medians  # noqa: E402
+from benchmarks.speed import ROOT, TRAINED  # noqa: E402
 from Utilities.Checkpoint import load_checkpoint  # noqa: E402
 from Utilities.Data_Retriever_Seg import read_image, split_table  # noqa: E402
 from Utilities.Evaluate import evaluate_source, held_out_set  # noqa: E402
@@ -51,12 +52,13 @@ def main(checkpoint: Path = TRAINED) -> None:
     calibration = [default.preprocess([read_image(p) for p in paths[i : i + 8]]).numpy() for i in range(0, len(paths), 8)]
     images = [read_image(path) for path in paths[:32]]
     source, test_names = held_out_set(default.config)
-    rows = []
-    for name, predictor in (("OpenVINO bf16 (default)", default),
-                            ("OpenVINO int8 (NNCF, 48 train images)", openvino_int8(checkpoint, calibration))):
-        rows.append((f"test Dice, {name}", evaluate_source(predictor, source, test_names).compute()["dice"], "Dice"))
-        rate = len(images) / timed(functools.partial(predictor.predict, images), 5)
-        rows.append((f"Predictor.predict of 32 NEU images, {name}", rate, "img/s"))
+    predictors = {"OpenVINO bf16 (default)": default,
+             "OpenVINO int8 (NNCF, 48 train images)": openvino_int8(checkpoint, calibration)}
+    rows = [(f"test Dice, {name}", evaluate_source(predictor, source, test_names).compute()["dice"], "Dice")
+            for name, predictor in predictors.items()]
+    calls = {name: functools.partial(predictor.predict, images) for name, predictor in predictors.items()}
+    rates = medians(interleaved_rates(calls, len(images), calls_per_round=1, warmup=1))
+    rows += [(f"Predictor.predict of 32 NEU images, {name}", rate, "img/s") for name, rate in rates.items()]
     print(pd.DataFrame(rows, columns=["measurement", "value", "unit"]).to_markdown(index=False, floatfmt=".4f"))
 
 

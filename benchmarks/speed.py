@@ -2,8 +2,10 @@
 
 Run with ``make bench``. Prints a markdown table and writes it to
 ``benchmarks/results/speed.md`` and ``speed.csv``. Everything is measured in
-the same process on the same machine, so the ratios hold on a noisy machine
-even where the absolute figures move.
+the same process on the same machine; the inference paths take turns in
+rounds (``default_model.interleaved_rates``), so the ratios hold on a machine
+whose speed drifts. The training rows, which include the DataLoader, run one
+after the other.
 
 The "plain baseline" is what most public repositories do (float32,
 contiguous memory format, masks rebuilt from XML in every ``__getitem__``,
@@ -57,7 +59,7 @@ from Utilities.Trainer import fit, make_loss, make_optimizer, train_one_epoch  #
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SIZE, BATCH = 224, 8
-TRAIN_STEPS, WARMUP_STEPS, INFER_ROUNDS = 20, 2, 8
+TRAIN_STEPS, WARMUP_STEPS, INFER_CALLS_PER_ROUND = 20, 2, 2  # inference: in default_model.ROUNDS rounds
 PRECISION_EPOCHS = 10
 CPU = torch.device("cpu")
 TRAINED = ROOT / "Models" / "fpn_lite2_best.pth"  # notebook 03's model (FPN), for accuracy of each inference path
@@ -197,20 +199,20 @@ def inference_rows(config: TrainConfig, workdir: Path) -> list[tuple[str, float,
     onnx_path = export_onnx(checkpoint, workdir / "bench.onnx")
     session = onnx_session(onnx_path)
     int8 = onnx_session(quantize_int8(onnx_path, [batch.numpy()], workdir / "bench.int8.onnx"))
-    return [
-        ("inference, plain float32 eager (baseline)", BATCH / timed(plain, INFER_ROUNDS), "img/s"),
-        ("inference, bf16 autocast + channels-last", BATCH / timed(autocast_only, INFER_ROUNDS), "img/s"),
-        ("inference, default (conv+BN folded, bf16 weights, channels-last)", BATCH / timed(default, INFER_ROUNDS), "img/s"),
-        ("inference, default + torch.compile", BATCH / timed(compiled_call, INFER_ROUNDS), "img/s"),
-        (f"inference, {openvino.backend} backend (Predictor's default)", BATCH / timed(lambda: openvino.model(batch), INFER_ROUNDS), "img/s"),
-        ("torch.compile time (one-off)", compile_seconds, "s"),
-        ("inference, ONNX Runtime float32", BATCH / timed(lambda: onnx_predict(session, batch), INFER_ROUNDS), "img/s"),
-        ("inference, ONNX Runtime int8 (static, QDQ)", BATCH / timed(lambda: onnx_predict(int8, batch), INFER_ROUNDS), "img/s"),
-        ("prediction end to end (Predictor.predict, 200x200 in and out), PyTorch",
-         BATCH / timed(lambda: predictor.predict(images), INFER_ROUNDS), "img/s"),
-        (f"prediction end to end (Predictor.predict, 200x200 in and out), default ({openvino.backend})",
-         BATCH / timed(lambda: openvino.predict(images), INFER_ROUNDS), "img/s"),
-    ]
+    calls = {
+        "inference, plain float32 eager (baseline)": plain,
+        "inference, bf16 autocast + channels-last": autocast_only,
+        "inference, default (conv+BN folded, bf16 weights, channels-last)": default,
+        "inference, default + torch.compile": compiled_call,
+        f"inference, {openvino.backend} backend (Predictor's default)": lambda: openvino.model(batch),
+        "inference, ONNX Runtime float32": lambda: onnx_predict(session, batch),
+        "inference, ONNX Runtime int8 (static, QDQ)": lambda: onnx_predict(int8, batch),
+        "prediction end to end (Predictor.predict, 200x200 in and out), PyTorch": lambda: predictor.predict(images),
+        f"prediction end to end (Predictor.predict, 200x200 in and out), default ({openvino.backend})":
+            lambda: openvino.predict(images),
+    }
+    rates = default_model.medians(default_model.interleaved_rates(calls, BATCH, INFER_CALLS_PER_ROUND, warmup=1))
+    return [(name, rate, "img/s") for name, rate in rates.items()] + [("torch.compile time (one-off)", compile_seconds, "s")]
 
 
 def inference_accuracy(checkpoint: Path) -> list[tuple[str, float, str]]:
