@@ -161,7 +161,10 @@ class Predictor:
             with autocast(self.device, None if self.input_dtype == torch.bfloat16 else self.dtype):
                 logits = self._logits(batch.flip(dims) if dims else batch).float()
             flips.append(torch.sigmoid(logits.flip(dims) if dims else logits))
-        return flips[0] if len(flips) == 1 else torch.stack(flips).mean(0)  # no copies without flips
+        total = flips[0]  # summed in place: no copies without flips, no stacked copy with them
+        for flipped in flips[1:]:
+            total += flipped
+        return total / len(flips) if len(flips) > 1 else total
 
     def _logits(self, batch: torch.Tensor) -> torch.Tensor:
         if not self.compiled:

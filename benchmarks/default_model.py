@@ -244,9 +244,10 @@ def time_to_quality_rows(histories: dict[str, Path]) -> list[tuple[str, float, s
 
 
 def quality_histories(models: Path) -> dict[str, Path]:
-    """The default configuration's run (notebook 03) in ``models`` and the from-scratch FPN/ResNet18 run."""
+    """The default configuration's latest run in ``models`` (notebook 03's, or ``python -m Utilities.Train``'s with
+    its defaults: both write ``<run_name>_history.csv``) and the from-scratch FPN/ResNet18 run."""
     default = TrainConfig()
-    return {f"default {default.arch}/{default.encoder}, seed {default.seed} (notebook 03)":
+    return {f"default {default.arch}/{default.encoder}, seed {default.seed} (its latest run in Models/)":
             models / f"{default.run_name}_history.csv",
             "from-scratch FPN/resnet18, seed 2 (notebook 03 of 2026-11-22)": SCRATCH_HISTORY}
 

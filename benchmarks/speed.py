@@ -2,10 +2,10 @@
 
 Run with ``make bench``. Prints a markdown table and writes it to
 ``benchmarks/results/speed.md`` and ``speed.csv``. Everything is measured in
-the same process on the same machine; the inference paths take turns in
-rounds (``default_model.interleaved_rates``), so the ratios hold on a machine
-whose speed drifts. The training rows, which include the DataLoader, run one
-after the other.
+the same process on the same machine; the inference paths and the default
+model's training rows take turns in rounds (``default_model.interleaved_rates``),
+so the ratios hold on a machine whose speed drifts. The yardstick's training
+rows, which include the DataLoader, run one after the other.
 
 The "plain baseline" is what most public repositories do (float32,
 contiguous memory format, masks rebuilt from XML in every ``__getitem__``,
@@ -62,7 +62,7 @@ SIZE, BATCH = 224, 8
 TRAIN_STEPS, WARMUP_STEPS, INFER_CALLS_PER_ROUND = 20, 2, 2  # inference: in default_model.ROUNDS rounds
 PRECISION_EPOCHS = 10
 CPU = torch.device("cpu")
-TRAINED = ROOT / "Models" / "fpn_lite2_best.pth"  # notebook 03's model (FPN), for accuracy of each inference path
+TRAINED = ROOT / "Models" / "fpn_lite2_best.pth"  # the default configuration's model (notebook 03), for accuracy of each path
 
 
 def timed(fn, rounds: int, warmup: int = 1) -> float:

@@ -4,7 +4,8 @@ import math
 
 import pandas as pd
 
-from benchmarks.default_model import SCRATCH_HISTORY, interleaved_rates, layer_type, minutes_to_quality
+from benchmarks import default_model
+from benchmarks.default_model import SCRATCH_HISTORY, interleaved_rates, layer_type, medians, minutes_to_quality
 
 
 def test_minutes_to_quality_sums_epochs_until_val_dice_first_reaches_it(tmp_path):
@@ -33,10 +34,16 @@ def test_the_from_scratch_history_holds_every_epoch_of_its_run():
     assert 19 < minutes_to_quality(SCRATCH_HISTORY) < 21
 
 
-def test_interleaved_rates_take_turns_after_the_warm_up():
-    calls = []
-    rates = interleaved_rates({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, images_per_call=8,
+def test_interleaved_rates_take_turns_after_the_warm_up_and_count_images_per_second(monkeypatch):
+    calls, clock = [], [0.0]
+    monkeypatch.setattr(default_model.time, "perf_counter", lambda: clock[0])
+
+    def call(name: str, seconds: float):
+        calls.append(name)
+        clock[0] += seconds
+
+    rates = interleaved_rates({"a": lambda: call("a", 0.5), "b": lambda: call("b", 2.0)}, images_per_call=8,
                               calls_per_round=2, rounds=3, warmup=1)
     assert "".join(calls) == "ab" + "aabb" * 3
-    assert [len(values) for values in rates.values()] == [3, 3]
-    assert all(rate > 0 for values in rates.values() for rate in values)
+    assert rates == {"a": [16.0] * 3, "b": [4.0] * 3}  # 16 images in 1 s, 16 in 4 s
+    assert medians({"a": [1.0, 9.0, 3.0]}) == {"a": 3.0}

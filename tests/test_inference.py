@@ -193,3 +193,17 @@ def test_a_full_resolution_model_is_not_compiled(tmp_path):
     save_checkpoint(tmp_path / "full.pth", model.eval(), config, {}, None)
     with pytest.raises(ValueError, match="one input size"):
         Predictor(tmp_path / "full.pth").compile()
+
+
+def test_flip_tta_averages_the_probabilities_of_the_image_and_its_two_flips(checkpoint):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(2)]  # the model's size: no resizing
+    predictor = Predictor(checkpoint, precision="float32", backend="torch", flip_tta=True)
+    model = load_checkpoint(checkpoint)[0].eval()
+    batch = predictor.preprocess(images)
+    with torch.no_grad():
+        expected = sum(torch.sigmoid(model(batch.flip(dims)).flip(dims)) for dims in ((), (3,), (2,))) / 3
+    ours = np.stack(predictor.predict(images))
+    np.testing.assert_allclose(ours, expected.numpy(), atol=1e-4)
+    plain = np.stack(Predictor(checkpoint, precision="float32", backend="torch").predict(images))
+    assert np.abs(ours - plain).max() > 1e-3  # the flips change the result, so the comparison above means something

@@ -71,6 +71,7 @@ def test_dominant_class_keeps_the_class_with_most_pixels_over_threshold_per_imag
     counts = np.array([[3, 9, 9, 0], [0, 0, 0, 0], [1, 0, 0, 5]])  # a tie goes to the first class
     expected = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], np.float32)
     np.testing.assert_array_equal(dominant_class(counts), expected)
+    assert dominant_class(counts).dtype == np.float32  # multiplies float32 probabilities without promoting them
     np.testing.assert_array_equal(dominant_class(counts[2]), expected[2])  # one image's counts, as Large_images has
 
 
