@@ -61,13 +61,19 @@ def _plain_loss(config: TrainConfig):
 def _training_step(config: TrainConfig, project_way: bool):
     """A function running one training step of the default model, the project's way or in plain float32 eager."""
     model, _ = model_for(config)
-    dtype = autocast_dtype(CPU) if project_way else None
-    model = prepare_for_training(model, CPU, dtype) if project_way else model
+    if not project_way:
+        return training_step(config, model, _plain_loss(config), None)
+    dtype = autocast_dtype(CPU)
+    return training_step(config, prepare_for_training(model, CPU, dtype), make_loss(config), dtype)
+
+
+def training_step(config: TrainConfig, model: torch.nn.Module, loss_fn, dtype: torch.dtype | None):
+    """A function running one training step of ``model`` on ``_batch``'s images, channels-last under ``dtype``
+    autocast, contiguous in float32 without (as plain code feeds them), in parts the profiler names."""
     model.train()
-    loss_fn = make_loss(config) if project_way else _plain_loss(config)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
     images, masks = _batch(config)
-    if not project_way:
+    if dtype is None:
         images = images.contiguous()
 
     def step():

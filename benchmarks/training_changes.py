@@ -16,11 +16,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.default_model import BATCH, _batch, _plain_loss, interleaved_rates  # noqa: E402
+from benchmarks.default_model import BATCH, _plain_loss, interleaved_rates, training_step  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Fast_layers import for_cpu_training, with_fast_merge  # noqa: E402
 from Utilities.Resnet_Unet import model_for  # noqa: E402
-from Utilities.Trainer import make_loss, make_optimizer  # noqa: E402
+from Utilities.Trainer import make_loss  # noqa: E402
 
 ROUNDS, STEPS_PER_ROUND, WARMUP = 5, 6, 3
 
@@ -44,23 +44,11 @@ def _with_changes(model: torch.nn.Module, changes: list[str]) -> torch.nn.Module
 def _step(config: TrainConfig, changes: list[str] | None):
     """One training step with ``changes`` on bf16 autocast and channels-last; ``None``: plain float32 eager."""
     model, _ = model_for(config)
-    images, masks = _batch(config)
     if changes is None:
-        images, dtype = images.contiguous(), None
-    else:
-        model, dtype = _with_changes(model.to(memory_format=torch.channels_last), changes), torch.bfloat16
-    model.train()
-    loss_fn = make_loss(config) if changes and CHANGES[4] in changes else _plain_loss(config)
-    optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
-            loss = loss_fn(model(images).float(), masks)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
+        return training_step(config, model, _plain_loss(config), None)
+    model = _with_changes(model.to(memory_format=torch.channels_last), changes)
+    loss_fn = make_loss(config) if CHANGES[4] in changes else _plain_loss(config)
+    return training_step(config, model, loss_fn, torch.bfloat16)
 
 
 def main() -> None:
