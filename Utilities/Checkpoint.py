@@ -17,6 +17,8 @@ import segmentation_models_pytorch as smp
 import torch
 
 from Utilities.Config import TrainConfig
+from Utilities.Errors import MissingFile
+from Utilities.Postprocess import InferenceSetup, PostProcessing
 from Utilities.Resnet_Unet import build_model
 
 
@@ -71,7 +73,7 @@ def read_checkpoint(path: str | Path) -> dict:
     """The raw checkpoint dict, loaded safely on the CPU."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+        raise MissingFile(f"{path}: checkpoint not found (python -m Utilities.Train writes Models/<run>_best.pth)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -82,13 +84,22 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from error
 
 
-def store_postprocessing(path: str | Path, postprocessing: dict) -> None:
-    """Keep post-processing chosen on val (``Postprocess.PostProcessing.to_dict()``) in the checkpoint ``path``,
-    where ``Predictor`` finds it; the file is replaced atomically."""
+def store_inference_setup(path: str | Path, setup: InferenceSetup) -> None:
+    """Keep the inference setup chosen on val in the checkpoint ``path``, where ``Predictor`` (and so evaluation
+    and the command line) finds it; the file is replaced atomically."""
     checkpoint = read_checkpoint(path)
-    checkpoint["postprocessing"] = postprocessing
+    checkpoint["inference_setup"] = setup.to_dict()
+    checkpoint.pop("postprocessing", None)  # an older checkpoint's post-processing alone
     atomic_save(checkpoint, path)
 
+
+def stored_inference_setup(checkpoint: dict, config: TrainConfig) -> InferenceSetup:
+    """The checkpoint's inference setup; from an older checkpoint its post-processing alone; else the plain one."""
+    if "inference_setup" in checkpoint:
+        return InferenceSetup.from_dict(checkpoint["inference_setup"])
+    if "postprocessing" in checkpoint:
+        return InferenceSetup(PostProcessing.from_dict(checkpoint["postprocessing"]), chosen_on="val (post-processing only)")
+    return InferenceSetup.plain(len(config.channels), config.threshold)
 
 
 
@@ -96,7 +107,7 @@ def check_resumable(checkpoint: dict, wanted: dict, path: str | Path) -> None:
     """Raise, naming both sides, unless ``checkpoint`` is a last checkpoint of the same run settings."""
     if "optimizer" not in checkpoint:
         raise ValueError(f"{path} is not a _last.pth checkpoint (it holds no optimiser state); resume from <run>_last.pth")
-    saved = TrainConfig.from_dict(checkpoint["config"]).to_dict()  # settings added since then take their defaults
+    saved = TrainConfig.from_dict(checkpoint["config"], training=True).to_dict()  # settings added since: defaults
     if _describe(saved) != _describe(wanted):
         raise ValueError(f"{path} holds {_describe(saved)}, but this run builds {_describe(wanted)}")
     differ = [f"{k}: checkpoint {saved.get(k)!r}, this run {wanted.get(k)!r}"

@@ -1,13 +1,29 @@
-"""The one settings object that notebooks fill from their parameters cell."""
+"""The one settings object that notebooks, commands and checkpoints share: ``TrainConfig``.
+
+Every field is declared once with what it is (``setting``): its help text for
+the command line, whether it is an option of the training command, whether a
+resumed run must share it, and for names looked up in a registry, where the
+valid ones come from. The registries sit below this module (``Formats``,
+``Architectures``, ``Losses``, ``Optim``, ``Meter``, ``Recipes``), so a
+config checks its names without importing the training loop.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from Utilities.Encoder_weights import normalisation
+from Utilities.Architectures import architectures, check_architecture, check_encoder
+from Utilities.Encoder_weights import normalisation, offline_encoders
+from Utilities.Errors import ConfigError, check_name
 from Utilities.Formats import FORMATS
+from Utilities.Hardware import PRECISIONS
+from Utilities.Losses import LOSSES
+from Utilities.Meter import SCORE_FAMILIES, check_monitor, monitor_names
+from Utilities.Optim import OPTIMIZERS, SCHEDULERS
+from Utilities.Recipes import RECIPES
 
 QUICK_ENV = "SEG_QUICK"
 
@@ -17,118 +33,115 @@ def quick_mode() -> bool:
     return os.environ.get(QUICK_ENV, "0") not in ("", "0", "false", "False")
 
 
-def run_settings(run_name: str, epochs: int, image_size: int, quick: bool, quick_images: tuple[int, int]) -> dict:
-    """The ``TrainConfig`` settings that differ between a full run and quick mode.
-
-    Quick mode trains one epoch at 64 px on ``quick_images`` (train, val)
-    images, under ``<run_name>_quick`` so that it never overwrites a full
-    run's model.
-    """
-    if not quick:
-        return dict(run_name=run_name, epochs=epochs, image_size=image_size)
-    train, val = quick_images
-    return dict(run_name=f"{run_name}_quick", epochs=1, image_size=64, max_train_images=train, max_val_images=val)
-
-
-def setting(default, option: bool = True, resume: bool = False):
-    """A ``TrainConfig`` field, declared once with what it is: ``option``, an option of the training command
-    (``Utilities.Train``); ``resume``, a setting that a resumed run must share (``Checkpoint.check_resumable``)."""
-    return field(default=default, metadata={"option": option, "resume": resume})
+def setting(default, help: str, option: bool = True, resume: bool = False, names: Callable[[], Iterable[str]] | None = None):
+    """A ``TrainConfig`` field, declared once with what it is: ``help``, its meaning; ``option``, an option of
+    the training command (``Utilities.Train``); ``resume``, a setting that a resumed run must share
+    (``Checkpoint.check_resumable``); ``names``, the registry of its valid values, listed in ``--help``."""
+    return field(default=default, metadata={"help": help, "option": option, "resume": resume, "names": names})
 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run needs; stored in every checkpoint.
-
-    Paths are relative to ``root``, the project folder that holds ``IMAGES/``.
+    """Everything a training run needs; stored in every checkpoint. Paths are relative to ``root``.
 
     The data set is a short spec: ``data_format`` (see ``Utilities.Formats``),
-    ``data_root`` (default: ``root``, where NEU-DET's folders live),
-    ``classes`` as named in the data (default: the format's own, e.g. NEU-DET's
-    six), and ``binary`` to merge them into one ``defect`` channel.
-
-    ``full_resolution`` trains on ``image_size`` crops taken at the images'
-    own resolution, each holding a defect where the image has one, and
-    evaluates whole images, instead of resizing every image to
-    ``image_size``; for small defects on large or varying images (Magnetic
-    Tile, Severstal).
-    ``defect_fraction`` makes the training sampler draw images with a defect
-    that often (default: as often as they occur). ``monitor`` is the
-    validation score that picks the best checkpoint (the highest; ``loss``: the
-    lowest validation loss). ``output_prior`` starts
-    every pixel's predicted probability at that value (for tiny defects, about
-    their share of the pixels; see ``Resnet_Unet.set_output_prior``).
-    ``image_head`` adds a classification head that predicts per class whether
-    the image holds that defect, trained beside the masks; post-processing can
-    then suppress the masks of images it judges free of a defect
-    (``Resnet_Unet.WithImageLogits``, ``Postprocess``).
+    ``data_root``, ``classes`` as named in the data and ``binary``. Each
+    field's ``help`` says what it does (``python -m Utilities.Train --help``).
     ``mean`` and ``std`` normalise the inputs; by default those the encoder
     weights were trained with (``Encoder_weights.normalisation``), so
     training, evaluation, prediction and ONNX export all use them.
     """
 
-    root: Path = setting(Path("."), option=False)
-    data_format: str = setting("voc", resume=True)
-    data_root: str | None = setting(None)
-    classes: tuple[str, ...] | None = setting(None)
-    binary: bool = setting(False, resume=True)
-    full_resolution: bool = setting(False, resume=True)
-    defect_fraction: float | None = setting(None, resume=True)
-    monitor: str = setting("dice")
-    output_prior: float | None = setting(None)
-    image_head: bool = setting(False, resume=True)
-    arch: str = setting("FPN")
-    encoder: str = setting("tu-tf_efficientnet_lite2")
-    encoder_weights: str | None = setting("imagenet")
-    image_size: int = setting(128, resume=True)
-    epochs: int = setting(30, resume=True)
-    batch_size: int = setting(8, resume=True)
-    lr: float = setting(1e-3, resume=True)
-    weight_decay: float = setting(1e-4, resume=True)
-    optimizer: str = setting("adamw", resume=True)
-    scheduler: str = setting("onecycle", resume=True)
-    loss: str = setting("bce_dice", resume=True)
-    dice_weight: float = setting(1.0, resume=True)  # the soft-Dice term's weight beside the pixel loss (*_dice losses)
-    image_loss_weight: float = setting(1.0, resume=True)  # the image head's cross-entropy term's weight
-    precision: str = setting("auto")
-    threshold: float = setting(0.5)
-    seed: int = setting(42, resume=True)
-    num_workers: int = setting(0)
-    cache_in_ram: bool = setting(True)
-    max_train_images: int | None = setting(None, resume=True)
-    max_val_images: int | None = setting(None)
-    run_name: str = setting("fpn_lite2")
-    mean: tuple[float, float, float] | None = setting(None, option=False)
-    std: tuple[float, float, float] | None = setting(None, option=False)
-    split_file: str | None = setting(None, resume=True)  # default: splits/<data set folder's name>.csv
+    root: Path = setting(Path("."), "project folder holding Models/ and splits/", option=False)
+    recipe: str | None = setting(None, "the recipe this config started from (TrainConfig.from_recipe)", option=False)
+    data_format: str = setting("voc", "layout of the data set", resume=True, names=lambda: FORMATS)
+    data_root: str | None = setting(None, "the data set's folder, relative to --root or absolute (default: the project "
+                                          "folder itself, where NEU-DET's IMAGES/ and ANNOTATIONS/ live)")
+    classes: tuple[str, ...] | None = setting(None, "class names, comma-separated, one output channel each, in the "
+                                                    "order of the mask values 1, 2, ... (default: the format's own)")
+    binary: bool = setting(False, "merge every class into one 'defect' channel", resume=True)
+    full_resolution: bool = setting(False, "train on --image-size crops at the images' own resolution, each holding a "
+                                           "defect where the image has one, and evaluate whole images; for small "
+                                           "defects on large or varying images (default: resize every image)",
+                                    resume=True)
+    defect_fraction: float | None = setting(None, "share of training draws that hold a defect, between 0 and 1 "
+                                                  "(default: as often as they occur)", resume=True)
+    monitor: str = setting("dice", "validation score that picks the best checkpoint, the highest (loss: the lowest; "
+                                   "<class>: a class name)", names=lambda: monitor_names(("<class>",)))
+    scores: str = setting("area", "the scores evaluation reports and tuning maximises", names=lambda: SCORE_FAMILIES)
+    output_prior: float | None = setting(None, "start every pixel's defect probability at this value, between 0 and 1 "
+                                               "(for tiny defects, about their share of the pixels)")
+    image_head: bool = setting(False, "add a classifier that predicts per class whether the image holds the defect, "
+                                      "trained beside the masks; tuning may then gate masks by it", resume=True)
+    arch: str = setting("FPN", "smp architecture", names=lambda: sorted(architectures()))
+    encoder: str = setting("tu-tf_efficientnet_lite2", "encoder: any of smp's, or tu-<any timm model>; these have "
+                                                       "ImageNet weights that need no network", names=offline_encoders)
+    encoder_weights: str | None = setting("imagenet", "imagenet, none for random initialisation, or a .safetensors or "
+                                                      ".pth file of encoder weights")
+    image_size: int = setting(128, "training input side in pixels, a multiple of 32 (the crop side with "
+                                   "--full-resolution true)", resume=True)
+    epochs: int = setting(30, "passes over the training images", resume=True)
+    batch_size: int = setting(8, "images per training step", resume=True)
+    lr: float = setting(1e-3, "learning rate (the one-cycle schedule's peak)", resume=True)
+    weight_decay: float = setting(1e-4, "the optimiser's weight decay", resume=True)
+    optimizer: str = setting("adamw", "optimiser", resume=True, names=lambda: OPTIMIZERS)
+    scheduler: str = setting("onecycle", "learning-rate schedule, stepped every batch", resume=True,
+                             names=lambda: SCHEDULERS)
+    loss: str = setting("bce_dice", "training loss", resume=True, names=lambda: LOSSES)
+    dice_weight: float = setting(1.0, "the soft-Dice term's weight beside the pixel loss (*_dice losses)", resume=True)
+    image_loss_weight: float = setting(1.0, "the image head's cross-entropy term's weight", resume=True)
+    precision: str = setting("auto", "training precision (auto: bfloat16 where the CPU has bf16 instructions, mixed "
+                                     "precision on CUDA)", names=lambda: PRECISIONS)
+    threshold: float = setting(0.5, "probability threshold of the validation scores while training (Utilities.Tune "
+                                    "chooses the prediction setup on val afterwards)")
+    seed: int = setting(42, "seeds initialisation, shuffling and augmentation", resume=True)
+    num_workers: int = setting(0, "DataLoader worker processes (0: load in the training process, the fastest with "
+                                  "--cache-in-ram on a few CPU cores)")
+    cache_in_ram: bool = setting(True, "decode every image once and keep it in memory")
+    max_train_images: int | None = setting(None, "train on at most this many images (quick checks)", resume=True)
+    max_val_images: int | None = setting(None, "validate on at most this many images (quick checks)")
+    run_name: str = setting("fpn_lite2", "name of the files in Models/: <run>_best.pth, <run>_last.pth, "
+                                         "<run>_history.csv")
+    mean: tuple[float, float, float] | None = setting(None, "input normalisation mean", option=False)
+    std: tuple[float, float, float] | None = setting(None, "input normalisation standard deviation", option=False)
+    split_file: str | None = setting(None, "the split file (image, class, split), relative to --root (default: "
+                                           "splits/<data set folder's name>.csv; python -m Utilities.Validation_split "
+                                           "writes it)", resume=True)
 
     def __post_init__(self):
-        if self.data_format not in FORMATS:
-            raise KeyError(f"unknown data set format {self.data_format!r}; known: {', '.join(FORMATS)}")
+        self._complete()
+        self.check_training()
+
+    def _complete(self) -> None:
+        """Fill the defaults that depend on other fields and check what prediction needs too."""
+        check_name("data set format", self.data_format, FORMATS)
         self.classes = tuple(self.classes) if self.classes else FORMATS[self.data_format].default_classes
         if self.split_file is None:  # the data set's own folder name, or its format's usual one at the project root
             name = (Path(self.data_root).name if self.data_root else "") or FORMATS[self.data_format].default_name
             self.split_file = f"splits/{name}.csv"
         own_mean, own_std = normalisation(self.encoder, self.encoder_weights)
         self.mean, self.std = tuple(self.mean or own_mean), tuple(self.std or own_std)
-        self._check_registered_names()
+        check_architecture(self.arch)
+        check_encoder(self.encoder)
+        check_name("score family", self.scores, SCORE_FAMILIES)
         for name in ("defect_fraction", "output_prior"):
             value = getattr(self, name)
             if value is not None and not 0 < value < 1:
-                raise ValueError(f"{name} must lie between 0 and 1 (exclusive), not {value}")
+                raise ConfigError(f"{name} must lie between 0 and 1 (exclusive), not {value}")
 
-    def _check_registered_names(self) -> None:
-        """A ``KeyError`` listing the known names for an unknown architecture, encoder, loss, optimiser, scheduler or monitor,
-        now rather than at the first epoch."""
-        from Utilities.Resnet_Unet import architectures, check_encoder
-        from Utilities.Trainer import LOSSES, OPTIMIZERS, SCHEDULERS, check_monitor
-
-        for kind, name, known in (("architecture", self.arch, architectures()), ("loss", self.loss, LOSSES),
-                                  ("optimizer", self.optimizer, OPTIMIZERS), ("scheduler", self.scheduler, SCHEDULERS)):
-            if name not in known:
-                raise KeyError(f"unknown {kind} {name!r}; known: {', '.join(known)}")
-        check_encoder(self.encoder)
+    def check_training(self) -> None:
+        """An ``UnknownName`` listing the known names for an unknown loss, optimiser, scheduler, monitor or
+        precision: what only training needs, so a checkpoint whose loss was renamed since still predicts."""
+        for kind, name, known in (("loss", self.loss, LOSSES), ("optimizer", self.optimizer, OPTIMIZERS),
+                                  ("scheduler", self.scheduler, SCHEDULERS), ("precision", self.precision, PRECISIONS)):
+            check_name(kind, name, known)
         check_monitor(self.monitor, self.channels)
+
+    @classmethod
+    def from_recipe(cls, name: str, **overrides) -> TrainConfig:
+        """The recipe ``name``'s settings (``Utilities.Recipes``) with ``overrides`` on top."""
+        check_name("recipe", name, RECIPES)
+        return cls(**{**RECIPES[name].settings, "recipe": name, **overrides})
 
     @classmethod
     def settings(cls, kind: str) -> tuple[str, ...]:
@@ -158,16 +171,30 @@ class TrainConfig:
         values["root"] = str(values["root"])
         if values["encoder_weights"] is not None:
             values["encoder_weights"] = str(values["encoder_weights"])
-        values["classes"] = list(values["classes"])
-        values["mean"] = list(values["mean"])
-        values["std"] = list(values["std"])
+        for key in ("classes", "mean", "std"):
+            values[key] = list(values[key])
         return values
 
     @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
+    def from_dict(cls, values: dict, training: bool = False) -> TrainConfig:
+        """A stored config (settings added since take their defaults). Checked for prediction only, unless
+        ``training`` (a run resumed from it)."""
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         for key in ("classes", "mean", "std"):
-            if key in known:
+            if known.get(key) is not None:
                 known[key] = tuple(known[key])
         known["root"] = Path(known.get("root", "."))
-        return cls(**known)
+        if training:
+            return cls(**known)
+        config = cls.__new__(cls)
+        for f in fields(cls):
+            setattr(config, f.name, known.get(f.name, f.default))
+        config._complete()
+        return config
+
+
+def quick_run(config: TrainConfig, train_images: int, val_images: int) -> TrainConfig:
+    """``config`` for quick mode (``SEG_QUICK=1``): one epoch at 64 px on that many images, under
+    ``<run_name>_quick`` so that it never overwrites a full run's model."""
+    return replace(config, run_name=f"{config.run_name}_quick", epochs=1, image_size=64,
+                   max_train_images=train_images, max_val_images=val_images)

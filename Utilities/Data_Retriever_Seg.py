@@ -14,12 +14,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from albumentations.pytorch import ToTensorV2  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, WeightedRandomSampler  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Distributed import rank, world_size  # noqa: E402
+from Utilities.Errors import MissingFile  # noqa: E402
 from Utilities.Formats import DataSource, Sample, open_source  # noqa: E402
 from Utilities.Validate_data import DataError, decode_image  # noqa: E402
 
@@ -36,23 +36,6 @@ def read_image(path: str | Path) -> np.ndarray:
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-
-
-def stratified_split(
-    table: pd.DataFrame, size: int | float, seed: int, label_column: str = "class"
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split rows into (rest, held_out), the same share of every class in each.
-
-    Args:
-        table: one row per image with a class column.
-        size: images per class held out when an ``int``, a fraction when a ``float``.
-        seed: the same seed always gives the same split.
-    """
-    if isinstance(size, int):
-        held = table.groupby(label_column, group_keys=False).sample(n=size, random_state=seed)
-        return table.drop(held.index), held
-    rest, held = train_test_split(table, test_size=size, stratify=table[label_column], random_state=seed)
-    return rest, held
 
 
 def _augment() -> list:
@@ -166,12 +149,11 @@ def source_of(config: TrainConfig) -> DataSource:
 
 
 def split_table(config: TrainConfig) -> pd.DataFrame:
-    """The committed split file (``image, class, split``), checked to exist."""
+    """The committed split file (``image, class, split``); ``MissingFile`` naming the command that writes it."""
     if not config.split_path.exists():
-        raise FileNotFoundError(
-            f"{config.split_path}: no split file; run notebooks/02_Create_validation_images.ipynb "
-            "(or your data set's split notebook) first"
-        )
+        data = f" --data-root {config.data_root}" if config.data_root else ""
+        raise MissingFile(f"{config.split_path}: no split file; write it with: python -m Utilities.Validation_split "
+                          f"--data-format {config.data_format}{data} --split-file {config.split_file}")
     return pd.read_csv(config.split_path)
 
 
@@ -197,8 +179,8 @@ def make_loaders(config: TrainConfig) -> tuple[DataLoader, DataLoader]:
         selected[split] = list(rows["image"])
     report = source.check(names=[n for names in selected.values() for n in names])
     if report.errors:
-        raise DataError(f"the data set has errors; nothing was trained (run `make data` and notebook 02 "
-                        f"if images are missing):\n{report}")
+        raise DataError(f"the data set {config.data_path} has errors; nothing was trained. Fix or remove the files "
+                        f"named, then run again:\n{report}")
     if report.warnings:
         warnings.warn(f"{len(report.warnings)} data warnings, e.g. {report.warnings[0]}", stacklevel=2)
     if config.defect_fraction is not None and world_size() > 1:

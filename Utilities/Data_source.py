@@ -34,12 +34,15 @@ class Sample:
             folder (Magnetic Tile), the most frequent box class (VOC), the lowest class id
             (Severstal), ``"free"`` for images known to be defect-free; else one label for all.
         truth: where the mask comes from (a file, or run-length rows), as the format needs.
+        split: ``train``, ``val`` or ``test`` where the data set comes split into folders, else ``None``
+            (``Validation_split.split_source`` keeps it).
     """
 
     name: str
     image: Path
     label: str
     truth: Any = None
+    split: str | None = None
 
 
 class DataSource:

@@ -10,7 +10,9 @@ Layouts (``root`` is the data set's folder):
   (where notebook 02 moves the test split) are samples too: the split file decides.
 - ``folders``: ``images/<stem>.*`` with ``masks/<stem>.*`` (any image format) holding class
   indices (8 or 16 bit; 0 background, k the k-th class), or 0/255 for one class (JPEG masks
-  of one class are thresholded at 128).
+  of one class are thresholded at 128); or the same already split, as public data sets
+  circulate: ``<split>/images`` + ``<split>/masks``, ``<split>/`` + ``<split>_lab/`` or
+  ``<split>_img/`` + ``<split>_lab/``, for ``<split>`` in train, val, valid, validation, test.
 - ``magnetic_tile``: ``MT_<Class>/Imgs/<stem>.jpg`` with ``<stem>.png`` (0/255, grey edges
   thresholded at 128); the class comes from the folder, ``MT_Free`` has no defect.
 - ``crackforest``: ``image/<nnn>.jpg`` with ``groundTruth/<nnn>.mat`` (struct ``groundTruth``,
@@ -137,6 +139,10 @@ class VocSource(DataSource):
                 report.warnings.append(f"{where} reaches outside the {annotation.width}x{annotation.height} image; clipped")
 
 
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}  # folder: split
+SPLIT_LAYOUTS = (("{split}/images", "{split}/masks"), ("{split}", "{split}_lab"), ("{split}_img", "{split}_lab"))
+
+
 class FolderSource(DataSource):
     """Images and index masks matched by file stem; masks in any image format.
 
@@ -157,11 +163,42 @@ class FolderSource(DataSource):
         super().__init__(root, classes, binary)
         self.images_dir, self.masks_dir = self.root / images, self.root / masks
 
+    def folder_pairs(self) -> list[tuple[str | None, Path, Path]]:
+        """``(split, images folder, masks folder)``: one pair with split ``None``, or one per split folder found."""
+        if self.images_dir.is_dir() or not self.root.is_dir():
+            return [(None, self.images_dir, self.masks_dir)]
+        found = []
+        for folder, split in SPLIT_FOLDERS.items():
+            for images, masks in SPLIT_LAYOUTS:
+                image_dir, mask_dir = self.root / images.format(split=folder), self.root / masks.format(split=folder)
+                if image_dir.is_dir() and mask_dir.is_dir():
+                    found.append((split, image_dir, mask_dir))
+                    break
+        return found
+
+    def check(self, names=None, strict=False) -> DataReport:
+        if not self.folder_pairs():
+            report = DataReport(strict=strict)
+            layouts = ", ".join(f"{images}/ + {masks}/" for images, masks in (("images", "masks"), *SPLIT_LAYOUTS))
+            report.error(f"{self.root}: no image and mask folders; expected {layouts} (split: "
+                         f"{', '.join(SPLIT_FOLDERS)})")
+            return report
+        report = super().check(names, strict)
+        checked = [self._by_name[n] for n in (names or self._by_name) if n in self._by_name]
+        lossy = sum(self._is_lossy_binary(s) for s in checked)
+        if lossy:
+            report.warnings.append(f"{lossy} masks are JPEG (lossy); read as grey and thresholded at 128")
+        return report
+
     def _list(self, report):
-        images, masks = images_by_stem(self.images_dir), images_by_stem(self.masks_dir)
-        report.annotations = len(masks)
-        pairs = pair_by_stem(images, masks, report, self.masks_dir, self.images_dir, suffixes=IMAGE_SUFFIXES)
-        return [Sample(images[s].name, images[s], "", masks[s]) for s in pairs]
+        samples = []
+        for split, image_dir, mask_dir in self.folder_pairs():
+            images, masks = images_by_stem(image_dir), images_by_stem(mask_dir)
+            report.annotations += len(masks)
+            for stem in pair_by_stem(images, masks, report, mask_dir, image_dir, suffixes=IMAGE_SUFFIXES):
+                name = images[stem].name if split is None else images[stem].relative_to(self.root).as_posix()
+                samples.append(Sample(name, images[stem], "", masks[stem], split))
+        return samples
 
     def _is_lossy_binary(self, sample) -> bool:
         return sample.truth.suffix.lower() in self.lossy_suffixes and (self.binary or len(self.source_classes) == 1)
@@ -177,14 +214,6 @@ class FolderSource(DataSource):
 
     def _class_masks(self, sample, height, width):
         return one_hot(self._indices(sample, height, width), len(self.source_classes))
-
-    def check(self, names=None, strict=False) -> DataReport:
-        report = super().check(names, strict)
-        checked = [self._by_name[n] for n in (names or self._by_name) if n in self._by_name]
-        lossy = sum(self._is_lossy_binary(s) for s in checked)
-        if lossy:
-            report.warnings.append(f"{lossy} masks are JPEG (lossy); read as grey and thresholded at 128")
-        return report
 
     def _check_truth(self, sample, height, width, report):
         values = np.unique(self._indices(sample, height, width))

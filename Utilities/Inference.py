@@ -7,28 +7,32 @@ Usage::
 
 writes, per image, ``<stem>_mask.png`` (0 = background, k = k-th class, the
 most probable class where several are predicted) and ``<stem>_overlay.jpg``,
-with the post-processing stored in the checkpoint (``Utilities.Postprocess``:
-threshold, smallest defect, image-level decision).
+with the inference setup stored in the checkpoint (``Utilities.Tune`` chooses
+it on val: flip TTA, the dominant class only, thresholds, smallest defect,
+image-level decision), the same that ``Utilities.Evaluate`` scores.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from Utilities.Checkpoint import load_checkpoint
+from Utilities.Architectures import split_image_logits
+from Utilities.Checkpoint import load_checkpoint, stored_inference_setup
 from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import eval_transforms
+from Utilities.Errors import run_command
 from Utilities.Fast_inference import BACKENDS, OpenVinoModel, choose_backend, optimise_for_inference
 from Utilities.Hardware import autocast, autocast_dtype, default_device
-from Utilities.Postprocess import PostProcessing, dominant_class
+from Utilities.Postprocess import DOMINANT_THRESHOLD, InferenceSetup, PostProcessing, dominant_class
 from Utilities.Predict_folder import EXIT_SOME_FAILED, REPORT, image_files, predict_folder
-from Utilities.Resnet_Unet import padded_forward, padded_side, split_image_logits
+from Utilities.Resnet_Unet import padded_forward, padded_side
 from Utilities.Sliding_window import window_rows
 
 TILE_SIZE = 1024
@@ -46,10 +50,11 @@ class Predictor:
         precision: ``"auto"`` (bfloat16 on CPUs with bf16 instructions, mixed
             precision on CUDA) or ``"float32"``.
         flip_tta: also predict the horizontally and vertically flipped images
-            and average the three (3x the compute).
+            and average the three (3x the compute); ``None``: as the
+            checkpoint's inference setup says (off when it has none).
         dominant_class_only: zero every class but the one with the largest
             predicted area, for data sets like NEU-DET where an image shows
-            one kind of defect.
+            one kind of defect; ``None``: as the checkpoint's setup says.
         tile_size: full-resolution models predict images with a side above
             this window by window (a multiple of 32; windows overlap by a
             quarter and are blended with Gaussian weights, see
@@ -62,9 +67,9 @@ class Predictor:
             ``"openvino"`` or ``"torch"``.
 
     Attributes:
-        postprocessing: how ``masks`` turns probabilities into masks: the
-            checkpoint's, chosen on val (``Checkpoint.store_postprocessing``),
-            or else the training config's plain threshold.
+        setup: what runs between the model and the masks: the checkpoint's,
+            chosen on val (``Utilities.Tune``), or else one pass at the
+            training config's plain threshold; the arguments above override it.
     """
 
     def __init__(
@@ -72,8 +77,8 @@ class Predictor:
         checkpoint: str | Path,
         device: torch.device | None = None,
         precision: str = "auto",
-        flip_tta: bool = False,
-        dominant_class_only: bool = False,
+        flip_tta: bool | None = None,
+        dominant_class_only: bool | None = None,
         tile_size: int = TILE_SIZE,
         threshold: float | None = None,
         backend: str = "auto",
@@ -83,11 +88,12 @@ class Predictor:
         self.tile_size, self.tile_overlap = tile_size, TILE_OVERLAP
         model, self.checkpoint = load_checkpoint(checkpoint)
         self.config = TrainConfig.from_dict(self.checkpoint["config"])
-        stored = self.checkpoint.get("postprocessing")
-        self.postprocessing = (PostProcessing.from_dict(stored) if stored
-                               else PostProcessing.neutral(len(self.classes), self.config.threshold))
-        if threshold is not None:
-            self.postprocessing = self.postprocessing.with_threshold(threshold)
+        self.setup = stored_inference_setup(self.checkpoint, self.config)
+        overrides = {"flip_tta": flip_tta, "dominant_class_only": dominant_class_only,
+                     "postprocessing": None if threshold is None else self.postprocessing.with_threshold(threshold)}
+        if any(value is not None for value in overrides.values()):
+            self.setup = replace(self.setup, **{k: v for k, v in overrides.items() if v is not None},
+                                 chosen_on=f"{self.setup.chosen_on or 'untuned'}, overridden")
         self.device = device or default_device()
         self.dtype = autocast_dtype(self.device, precision)
         self.backend = choose_backend(backend, self.device, self.config.full_resolution)
@@ -98,8 +104,6 @@ class Predictor:
         else:
             self.model = optimise_for_inference(model, self.device, self.dtype)
             self.input_dtype = next(self.model.parameters()).dtype
-        self.flip_dims = [(), (3,), (2,)] if flip_tta else [()]
-        self.dominant_class_only = dominant_class_only
         self.transform = eval_transforms(self.config.image_size, self.config.mean, self.config.std,
                                          self.config.full_resolution)
         self.compiled = False
@@ -122,6 +126,19 @@ class Predictor:
     def classes(self) -> tuple[str, ...]:
         """The names of the model's output channels."""
         return self.config.channels
+
+    @property
+    def postprocessing(self) -> PostProcessing:
+        return self.setup.postprocessing
+
+    @property
+    def dominant_class_only(self) -> bool:
+        return self.setup.dominant_class_only
+
+    def use(self, setup: InferenceSetup) -> Predictor:
+        """Predict with ``setup`` from now on (tuning tries candidates on one loaded model)."""
+        self.setup = setup
+        return self
 
     def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
         """Normalise ``(H, W, 3)`` uint8 images as in validation (resized, or as they are at full resolution) into a batch."""
@@ -157,7 +174,7 @@ class Predictor:
     def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """Sigmoid of the logits for a normalised batch of any size, averaged over the flips of ``flip_tta``."""
         flips = []
-        for dims in self.flip_dims:
+        for dims in [(), (3,), (2,)] if self.setup.flip_tta else [()]:
             with autocast(self.device, None if self.input_dtype == torch.bfloat16 else self.dtype):
                 logits = self._logits(batch.flip(dims) if dims else batch).float()
             flips.append(torch.sigmoid(logits.flip(dims) if dims else logits))
@@ -199,8 +216,7 @@ class Predictor:
         probabilities, image = split_image_logits(probabilities, len(self.classes))
         image = (probabilities.amax(dim=(2, 3)) if image is None else image).cpu().numpy()
         if self.dominant_class_only:
-            thresholds = torch.tensor(self.postprocessing.threshold, device=probabilities.device)[None, :, None, None]
-            keep = dominant_class((probabilities >= thresholds).sum(dim=(2, 3)).cpu().numpy())
+            keep = dominant_class((probabilities >= DOMINANT_THRESHOLD).sum(dim=(2, 3)).cpu().numpy())
             probabilities = probabilities * torch.from_numpy(keep).to(probabilities.device)[:, :, None, None]
         if self.config.full_resolution:  # already at the image's size
             return [(prob.cpu().numpy(), image[k]) for k, prob in enumerate(probabilities)]
@@ -220,8 +236,12 @@ def main() -> None:
     parser.add_argument("--images", required=True, help="an image file or a folder of images")
     parser.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
     parser.add_argument("--threshold", type=float, default=None, help="probability threshold for every class "
-                        "(default: the checkpoint's, chosen on val where it has one)")
-    parser.add_argument("--batch-size", type=int, default=16)
+                        "(default: the checkpoint's inference setup, chosen on val by Utilities.Tune)")
+    parser.add_argument("--flip-tta", choices=("on", "off"), help="average over horizontal and vertical flips "
+                        "(3x the compute; default: the checkpoint's inference setup)")
+    parser.add_argument("--dominant-class", choices=("on", "off"), help="keep only the class with the largest "
+                        "predicted area per image (default: the checkpoint's inference setup)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per model call (default: 16)")
     parser.add_argument("--overwrite", action="store_true", help="predict again images whose outputs exist")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto (default): OpenVINO for a model of one input size on a CPU where it is "
@@ -231,7 +251,10 @@ def main() -> None:
                              f"auto: for {COMPILE_FROM_IMAGES:,} images or more, with a model of one input size")
     args = parser.parse_args()
     backend = "torch" if args.compile == "on" and args.backend == "auto" else args.backend  # compiling is PyTorch's
-    predictor = Predictor(args.checkpoint, threshold=args.threshold, backend=backend)
+    switch = {"on": True, "off": False, None: None}
+    predictor = Predictor(args.checkpoint, threshold=args.threshold, backend=backend, flip_tta=switch[args.flip_tta],
+                          dominant_class_only=switch[args.dominant_class])
+    print(f"inference setup: {predictor.setup.describe()}")
     if args.compile == "on" or (args.compile == "auto" and predictor.backend == "torch"
                                 and not predictor.config.full_resolution
                                 and len(image_files(args.images)) >= COMPILE_FROM_IMAGES):
@@ -249,4 +272,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

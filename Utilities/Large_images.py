@@ -19,7 +19,7 @@ import numpy as np
 import pyvips
 
 from Utilities.Plots import COLOURS, OVERLAY_ALPHA
-from Utilities.Postprocess import defect_present, dominant_class, label_map
+from Utilities.Postprocess import DOMINANT_THRESHOLD, defect_present, dominant_class, label_map
 from Utilities.Sliding_window import window_rows
 
 BAND = 512  # rows post-processed at a time
@@ -99,7 +99,6 @@ def _probabilities_to_file(predictor, image: pyvips.Image, scratch: Path):
     """First pass: blended probabilities to ``scratch`` as rows of ``(C, W)`` float32, and the whole image's
     per-class peak, image-head values (``None`` without a head) and pixels over threshold."""
     channels = len(predictor.classes)
-    thresholds = np.asarray(predictor.postprocessing.threshold, np.float32)[:, None, None]
     peak, over_threshold, image_values = np.zeros(channels, np.float32), np.zeros(channels, np.int64), None
     blocks = window_rows(predictor.window_probabilities, RowReader(image), image.height, image.width,
                          predictor.tile_size, predictor.tile_overlap)
@@ -107,7 +106,7 @@ def _probabilities_to_file(predictor, image: pyvips.Image, scratch: Path):
         for _, block in blocks:
             probabilities, extra = block[:channels], block[channels:]
             peak = np.maximum(peak, probabilities.max(axis=(1, 2)))
-            over_threshold += (probabilities >= thresholds).sum(axis=(1, 2))
+            over_threshold += (probabilities >= DOMINANT_THRESHOLD).sum(axis=(1, 2))
             if len(extra):  # image-head channels: each image value is its map's maximum (split_image_logits)
                 values = extra.max(axis=(1, 2))
                 image_values = values if image_values is None else np.maximum(image_values, values)

@@ -41,9 +41,37 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from Utilities.Distributed import gather_rows
+from Utilities.Errors import UnknownName
 
 AP_BINS = 1000
 TABLE_COLUMNS = ("iou", "dice", "f1", "ap", "precision", "recall", "detection", "image_precision", "image_recall")
+PER_CLASS = ("dice", "iou", "precision", "recall", "ap", "detection", "image_precision", "image_recall")
+POOLED = ("mean_iou", "mean_dice", "precision", "recall", "f1", "ap", "detection", "image_precision", "image_recall",
+          "class_accuracy")
+VALIDATION_LOSS = "loss"  # the one monitor a better model lowers; every Meter score rises
+SCORE_FAMILIES = {  # what a data set's users expect to read (TrainConfig.scores); Utilities.Evaluate computes them
+    "area": "Dice/IoU per class and pooled, AP, image-level detection (this Meter)",
+    "thin": "crack precision/recall/F1 within 2 px and strictly, and IoU (Utilities.Crack_metrics)",
+}
+
+
+def score_names(classes: tuple[str, ...]) -> tuple[str, ...]:
+    """The names ``Meter.compute()`` returns for these classes, known without scoring anything."""
+    return ("dice", "iou", "dice_pos", "dice_neg", *(f"{score}_{name}" for name in classes for score in PER_CLASS),
+            *POOLED, "images")
+
+
+def monitor_names(classes: tuple[str, ...]) -> tuple[str, ...]:
+    """The validation scores that can pick the best checkpoint: the Meter's and the validation loss."""
+    return (*(name for name in score_names(classes) if name != "images"), VALIDATION_LOSS)
+
+
+def check_monitor(name: str, classes: tuple[str, ...]) -> str:
+    """``name`` if validation reports such a score, else ``UnknownName`` listing them."""
+    known = monitor_names(classes)
+    if name not in known:
+        raise UnknownName(f"cannot pick the best checkpoint by {name!r}; known validation scores: {', '.join(known)}")
+    return name
 
 
 class Meter:

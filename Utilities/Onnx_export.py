@@ -106,7 +106,7 @@ def onnx_session(onnx_path: str | Path, threads: int | None = None) -> ort.Infer
 
 def onnx_predict(session: ort.InferenceSession, batch: np.ndarray | torch.Tensor) -> np.ndarray:
     """Probabilities ``(N, C, S, S)`` for a normalised ``(N, 3, S, S)`` float32 batch (``(N, 2C, S, S)`` for a model
-    with an image head: ``Resnet_Unet.split_image_logits`` takes them apart)."""
+    with an image head: ``Architectures.split_image_logits`` takes them apart)."""
     batch = batch.numpy() if isinstance(batch, torch.Tensor) else batch
     return session.run(None, {"images": np.ascontiguousarray(batch, dtype=np.float32)})[0]
 

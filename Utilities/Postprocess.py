@@ -56,13 +56,14 @@ class Step(NamedTuple):
     neutral: float  # the value that changes nothing
     grid: tuple[float, ...]  # candidates tried on val
     context: Callable[[float], int]  # rows above and below a band that make the step's result on it the whole image's
+    gate: bool = False  # keeps or empties the whole mask by the image probability: the chooser scores its grid at once
 
 
-STEPS: dict[str, Step] = {
+STEPS: dict[str, Step] = {  # gates run after the pixel steps
     # a blob of fewer than N pixels spans at most N rows, so N rows of context decide it
     "min_area": Step(drop_small_blobs, 0, (0, 16, 32, 64, 128, 256, 512), lambda min_area: int(min_area)),
     "min_image_probability": Step(gate_by_image_probability, 0.0, (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995),
-                                  lambda value: 0),
+                                  lambda value: 0, gate=True),
 }
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -94,8 +95,8 @@ class PostProcessing:
         """``(H, W)`` uint8 mask of one channel's ``(H, W)`` probabilities (image probability: their peak unless given)."""
         image_probability = float(probabilities.max(initial=0.0)) if image_probability is None else image_probability
         mask = (probabilities >= self.threshold[channel]).astype(np.uint8)
-        for name, values in self.steps.items():
-            mask = STEPS[name].apply(mask, probabilities, image_probability, values[channel])
+        for name in sorted(self.steps, key=lambda name: STEPS[name].gate):
+            mask = STEPS[name].apply(mask, probabilities, image_probability, self.steps[name][channel])
         return mask
 
     def masks(self, probabilities: np.ndarray, image_probabilities: np.ndarray | None = None) -> np.ndarray:
@@ -121,11 +122,60 @@ class PostProcessing:
         return pd.DataFrame(table, index=pd.Index(channels, name="channel"))
 
 
+DOMINANT_THRESHOLD = 0.5  # the dominant class is the one with most pixels of at least this probability
+
+
 def dominant_class(pixels_over_threshold: np.ndarray) -> np.ndarray:
     """``dominant_class_only``'s rule, for an image streamed in windows and a batch alike: ``(..., C)`` counts
-    of pixels over each class's threshold -> ``(..., C)`` float32 weights, 1 for the class with the most (the
-    first on a tie), 0 for the others."""
+    of pixels over ``DOMINANT_THRESHOLD`` -> ``(..., C)`` float32 weights, 1 for the class with the most (the
+    first on a tie), 0 for the others. A fixed threshold makes it a step on the probabilities, before the
+    per-class thresholds, so tuning can choose both at once."""
     return np.eye(pixels_over_threshold.shape[-1], dtype=np.float32)[pixels_over_threshold.argmax(-1)]
+
+
+def keep_dominant_class(probabilities: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` probabilities with every class but the dominant one set to 0."""
+    keep = dominant_class((probabilities >= DOMINANT_THRESHOLD).sum(axis=(1, 2)))
+    return probabilities * keep[:, None, None].astype(probabilities.dtype)
+
+
+@dataclass(frozen=True)
+class InferenceSetup:
+    """Everything between a model's probabilities and its masks: flip TTA, the dominant class only, then the
+    post-processing. Chosen on val (``Utilities.Tune``) and stored in the checkpoint
+    (``Checkpoint.store_inference_setup``), so that evaluation, ``Predictor`` and the command line run the same.
+
+    Attributes:
+        chosen_on: what chose it, e.g. ``"val: 240 images, dice 0.8312"`` (empty for the untuned default).
+    """
+
+    postprocessing: PostProcessing
+    flip_tta: bool = False
+    dominant_class_only: bool = False
+    chosen_on: str = ""
+
+    @classmethod
+    def plain(cls, channels: int, threshold: float) -> InferenceSetup:
+        """One pass, every class, a plain threshold: what an untuned checkpoint predicts with."""
+        return cls(PostProcessing.neutral(channels, threshold))
+
+    def to_dict(self) -> dict:
+        return {"postprocessing": self.postprocessing.to_dict(), "flip_tta": self.flip_tta,
+                "dominant_class_only": self.dominant_class_only, "chosen_on": self.chosen_on}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> InferenceSetup:
+        return cls(PostProcessing.from_dict(values["postprocessing"]), bool(values.get("flip_tta", False)),
+                   bool(values.get("dominant_class_only", False)), str(values.get("chosen_on", "")))
+
+    def describe(self) -> str:
+        """One line: what runs, and what chose it."""
+        steps = ", ".join(f"{name} {'/'.join(f'{v:g}' for v in values)}" for name, values in self.postprocessing.steps.items()
+                          if any(v != STEPS[name].neutral for v in values))
+        return (f"flip TTA {'on' if self.flip_tta else 'off'}, dominant class only "
+                f"{'on' if self.dominant_class_only else 'off'}, threshold "
+                f"{'/'.join(f'{t:g}' for t in self.postprocessing.threshold)}" + (f", {steps}" if steps else "")
+                + f" ({self.chosen_on or 'not tuned: python -m Utilities.Tune chooses on val'})")
 
 
 def label_map(masks: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
@@ -159,14 +209,18 @@ def choose_postprocessing(
         channel and combination with pooled ``dice``, ``detection`` (image-level
         accuracy) and ``score``, their mean, which picks the winner.
     """
+    pixel_steps = [name for name, step in STEPS.items() if not step.gate]
+    gates = [name for name, step in STEPS.items() if step.gate]
     rows = []
     for channel, name in enumerate(channels):
-        combinations = list(itertools.product(THRESHOLDS, *(step.grid for step in STEPS.values())))
+        combinations = list(itertools.product(THRESHOLDS, *(STEPS[step].grid for step in pixel_steps)))
         for threshold, *values in tqdm(combinations, desc=f"post-processing for {name}", unit="candidate"):
-            candidate = PostProcessing((threshold,), {step: (value,) for step, value in zip(STEPS, values)})
-            rows.append({"channel": name, "threshold": threshold, **dict(zip(STEPS, values)),
-                         **_score(candidate, [(p[channel], t[channel], None if i is None else float(i[channel]))
-                                              for p, t, i in predictions])})
+            candidate = PostProcessing((threshold,), {step: (value,) for step, value in zip(pixel_steps, values)})
+            counts = _counts(candidate, [(p[channel], t[channel], float(p[channel].max(initial=0.0)) if i is None
+                                          else float(i[channel])) for p, t, i in predictions])
+            for gate_values in itertools.product(*(STEPS[gate].grid for gate in gates)):
+                rows.append({"channel": name, "threshold": threshold, **dict(zip(pixel_steps, values)),
+                             **dict(zip(gates, gate_values)), **_gated_score(counts, gate_values)})
     table = pd.DataFrame(rows)
     best = table.loc[table.groupby("channel", sort=False)["score"].idxmax()].set_index("channel").loc[list(channels)]
     chosen = PostProcessing(tuple(best["threshold"]), {step: tuple(best[step]) for step in STEPS})
@@ -181,15 +235,22 @@ def plain_and_chosen(candidates: pd.DataFrame, threshold: float = 0.5) -> pd.Dat
     return pd.concat([candidates[neutral].assign(rule="plain"), best.assign(rule="chosen")]).set_index(["channel", "rule"])
 
 
-def _score(candidate: PostProcessing, predictions: list[tuple[np.ndarray, np.ndarray, float | None]]) -> dict[str, float]:
-    """Pooled Dice and image-level detection accuracy of one channel's candidate."""
-    overlap = predicted = true = right = 0
+def _counts(candidate: PostProcessing, predictions: list[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray:
+    """Per image of one channel: overlap, predicted and true pixels after the candidate's pixel steps, and the
+    image probability, as ``(N, 4)`` float64."""
+    rows = []
     for probabilities, truth, image_probability in predictions:
         mask, truth = candidate.channel_mask(probabilities, 0, image_probability) > 0, truth > 0
-        overlap += int(np.count_nonzero(mask & truth))
-        predicted += int(np.count_nonzero(mask))
-        true += int(np.count_nonzero(truth))
-        right += bool(mask.any()) == bool(truth.any())
-    dice = 2 * overlap / (predicted + true) if predicted + true else 1.0
-    detection = right / len(predictions)
-    return {"dice": dice, "detection": detection, "score": (dice + detection) / 2}
+        rows.append((np.count_nonzero(mask & truth), np.count_nonzero(mask), np.count_nonzero(truth), image_probability))
+    return np.array(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def _gated_score(counts: np.ndarray, gate_values: tuple[float, ...]) -> dict[str, float]:
+    """Pooled Dice and image-level detection accuracy of one channel's candidate with these gate values."""
+    overlap, predicted, true, image_probability = counts.T
+    kept = np.logical_and.reduce([image_probability >= value for value in gate_values]) if gate_values else \
+        np.ones(len(counts), bool)
+    overlap, predicted = overlap * kept, predicted * kept
+    dice = 2 * overlap.sum() / (predicted.sum() + true.sum()) if predicted.sum() + true.sum() else 1.0
+    detection = float(np.mean((predicted > 0) == (true > 0))) if len(counts) else 1.0
+    return {"dice": float(dice), "detection": detection, "score": (float(dice) + detection) / 2}

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from huggingface_hub import try_to_load_from_cache
 from safetensors.torch import load_file
 
+from Utilities.Architectures import TIMM_PREFIX, architectures, check_architecture, check_encoder
 from Utilities.Config import TrainConfig
 from Utilities.Encoder_weights import has_offline_weights, load_offline_imagenet, offline_encoders
 
@@ -38,25 +39,8 @@ KNOWN_MODELS = (
     ("FPN", "xception"),
     ("Unet", "vgg16"),
 )
-TIMM_PREFIX = "tu-"  # smp builds any timm model as an encoder under this prefix
 HUB_HOST = "huggingface.co"
 PROBE_SECONDS = 3.0
-
-
-def architectures() -> dict[str, type]:
-    """smp's architectures by name (``Unet``, ``FPN``, ...)."""
-    return {cls.__name__: cls for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
-
-
-def check_encoder(encoder: str) -> str:
-    """``encoder`` if smp can build it (its own table, or ``tu-`` + a timm model), else a ``KeyError`` listing them."""
-    import timm
-
-    if encoder in smp.encoders.encoders or (encoder.startswith(TIMM_PREFIX) and timm.is_model(encoder[3:])):
-        return encoder
-    raise KeyError(f"unknown encoder {encoder!r}; known: {', '.join(sorted(smp.encoders.get_encoder_names()))}, "
-                   f"or '{TIMM_PREFIX}' + any timm model (timm.list_models()); with offline ImageNet weights: "
-                   f"{', '.join(offline_encoders())}")
 
 
 def _hub_weights_path(encoder: str, weights: str) -> tuple[str | None, dict]:
@@ -111,12 +95,10 @@ def build_model(
         checkpoint: ``"imagenet"`` (from the hub), ``"file:<name>"``, ``None``,
         or for offline weights a dict naming package, version and the file's sha256.
     """
-    archs = architectures()
-    if arch not in archs:
-        raise KeyError(f"unknown architecture {arch!r}; known: {', '.join(sorted(archs))}")
+    check_architecture(arch)
     check_encoder(encoder)
     options = {"classes": classes, "aux_params": {"classes": classes, "dropout": 0.2} if image_head else None}
-    model, used = _build_with_weights(archs[arch], encoder, encoder_weights, seed, options)
+    model, used = _build_with_weights(architectures()[arch], encoder, encoder_weights, seed, options)
     model = set_output_prior(model, output_prior)
     return (WithImageLogits(model) if image_head else model), used
 
@@ -156,8 +138,8 @@ class WithImageLogits(torch.nn.Module):
     The output is ``(N, 2C, H, W)``: C pixel logit maps, then C maps that
     each hold the image's logit for "this image has class c" everywhere. So
     every caller that handles logit maps (padding, windows, flips, autocast,
-    BatchNorm folding, ONNX) keeps working; ``split_image_logits`` takes them
-    apart. Severstal's leading solutions decided "defect present" with such a
+    BatchNorm folding, ONNX) keeps working; ``Architectures.split_image_logits`` takes
+    them apart. Severstal's leading solutions decided "defect present" with such a
     classifier rather than from the mask.
     """
 
@@ -168,17 +150,6 @@ class WithImageLogits(torch.nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         masks, labels = self.model(images)
         return torch.cat([masks, labels[:, :, None, None].expand_as(masks).to(masks.dtype)], 1)
-
-
-def split_image_logits(outputs: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(pixel maps (N, C, H, W), image values (N, C) or None)`` of a model's ``(N, C or 2C, H, W)`` output.
-
-    Works on logits and on probabilities; the image values are each map's
-    maximum (windows of a large image may disagree; any confident one counts).
-    """
-    if outputs.shape[1] == channels:
-        return outputs, None
-    return outputs[:, :channels], outputs[:, channels:].amax(dim=(2, 3))
 
 
 def _seeded(architecture: type, seed: int, **options) -> torch.nn.Module:

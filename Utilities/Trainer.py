@@ -17,103 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import segmentation_models_pytorch as smp
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from Utilities.Architectures import split_image_logits
 from Utilities.Checkpoint import check_resumable, read_checkpoint, save_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Distributed import init_from_environment, is_main_process, mean_over_processes, world_size
 from Utilities.Fast_layers import without_fast_layers
 from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_for_training
-from Utilities.Meter import Meter
-from Utilities.Resnet_Unet import padded_forward, split_image_logits
-
-
-class SoftDiceLoss(smp.losses.DiceLoss):
-    """smp's multilabel soft Dice on logits, through ``torch.sigmoid``: the same loss as smp's ``from_logits``
-    path (``logsigmoid(x).exp()``), whose log-sigmoid is not vectorised on CPUs: forward plus backward for
-    (8, 6, 128, 128) logits 2.3 ms instead of 8.4 (2 cores)."""
-
-    def __init__(self):
-        super().__init__(mode="multilabel", from_logits=False)
-
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return super().forward(torch.sigmoid(logits), targets)
-
-
-class PixelPlusDiceLoss(torch.nn.Module):
-    """A per-pixel loss plus soft Dice, both on logits, one channel per class.
-
-    Args:
-        pixel_loss: binary cross-entropy, or focal loss for tiny defects, where
-            cross-entropy's easy background pixels drown the few defect pixels.
-    """
-
-    def __init__(self, pixel_loss: torch.nn.Module, dice_weight: float = 1.0):
-        super().__init__()
-        self.pixel, self.dice_weight = pixel_loss, dice_weight
-        self.dice = SoftDiceLoss()
-
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.pixel(logits, targets) + self.dice_weight * self.dice(logits, targets)
-
-
-LOSSES = {  # each builds the pixel loss from the config
-    "bce_dice": lambda config: PixelPlusDiceLoss(torch.nn.BCEWithLogitsLoss(), config.dice_weight),
-    "focal_dice": lambda config: PixelPlusDiceLoss(smp.losses.FocalLoss(mode="multilabel"), config.dice_weight),
-    "bce": lambda config: torch.nn.BCEWithLogitsLoss(),
-    "dice": lambda config: SoftDiceLoss(),
-    "focal": lambda config: smp.losses.FocalLoss(mode="multilabel"),
-    "lovasz": lambda config: smp.losses.LovaszLoss(mode="multilabel", from_logits=True),
-}
-OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
-
-
-class WithImageTerm(torch.nn.Module):
-    """``pixel_loss`` on the pixel logits; for a model with an image head (``Resnet_Unet.WithImageLogits``) plus
-    binary cross-entropy of its image logits against "this image (or crop) holds a pixel of the class"."""
-
-    def __init__(self, pixel_loss: torch.nn.Module, image_weight: float = 1.0):
-        super().__init__()
-        self.pixel, self.image_weight = pixel_loss, image_weight
-
-    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits, image_logits = split_image_logits(outputs, targets.shape[1])
-        loss = self.pixel(logits, targets)
-        if image_logits is None:
-            return loss
-        return loss + self.image_weight * F.binary_cross_entropy_with_logits(image_logits, targets.amax(dim=(2, 3)))
-
-
-def make_loss(config: TrainConfig) -> torch.nn.Module:
-    """The config's ``loss``, with its term weights, and the image head's term."""
-    if config.loss not in LOSSES:
-        raise KeyError(f"unknown loss {config.loss!r}; known: {', '.join(LOSSES)}")
-    return WithImageTerm(LOSSES[config.loss](config), config.image_loss_weight)
-
-
-def make_optimizer(name: str, model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """The optimiser, with its fused kernel on CPU and CUDA (one kernel for all parameters: 54 -> 32 ms a step here)."""
-    if name not in OPTIMIZERS:
-        raise KeyError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
-    params = list(model.parameters())
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
-    return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, fused=fused)
-
-
-LOWER_IS_BETTER = ("loss",)  # validation scores a better model lowers; the Meter's all rise
-
-
-def check_monitor(name: str, channels: tuple[str, ...]) -> str:
-    """``name`` if validation reports such a score (the Meter's, or ``loss``), else a ``KeyError`` listing them."""
-    meter = Meter(channels)
-    meter.update(torch.zeros(1, len(channels), 1, 1), torch.zeros(1, len(channels), 1, 1))
-    known = [k for k in meter.compute() if k != "images"] + list(LOWER_IS_BETTER)
-    if name not in known:
-        raise KeyError(f"cannot pick the best checkpoint by {name!r}; known validation scores: {', '.join(known)}")
-    return name
+from Utilities.Losses import make_loss
+from Utilities.Meter import VALIDATION_LOSS, Meter, check_monitor
+from Utilities.Optim import make_optimizer, make_scheduler
+from Utilities.Resnet_Unet import padded_forward
 
 
 def seed_everything(seed: int) -> None:
@@ -205,21 +121,6 @@ def evaluate(
     return scores
 
 
-SCHEDULERS = {  # stepped after every batch; ``steps`` is the whole run's number of batches
-    "onecycle": lambda optimizer, config, steps: torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=steps),
-    "cosine": lambda optimizer, config, steps: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps),
-    "constant": lambda optimizer, config, steps: torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0),
-}
-
-
-def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps: int):
-    """The config's ``scheduler`` for a run of ``steps`` batches."""
-    if config.scheduler not in SCHEDULERS:
-        raise KeyError(f"unknown scheduler {config.scheduler!r}; known: {', '.join(SCHEDULERS)}")
-    return SCHEDULERS[config.scheduler](optimizer, config, max(steps, 1))
-
-
 @dataclass
 class _Run:
     """What a training run carries from epoch to epoch."""
@@ -294,7 +195,8 @@ def _start(model, config: TrainConfig, batches_per_epoch: int, device, resume) -
     if world_size() > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
-    run = _Run(model, make_loss(config), optimizer, make_scheduler(config, optimizer, config.epochs * batches_per_epoch),
+    scheduler = make_scheduler(config.scheduler, optimizer, config.lr, config.epochs * batches_per_epoch)
+    run = _Run(model, make_loss(config.loss, config.dice_weight, config.image_loss_weight), optimizer, scheduler,
                torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), device, dtype)
     if state is not None:
         run.optimizer.load_state_dict(state["optimizer"])
@@ -329,7 +231,7 @@ def _keep(run: _Run, config: TrainConfig, encoder_weights_used, row: dict) -> No
     models, monitor = Path(config.models_dir), f"val_{check_monitor(config.monitor, config.channels)}"
     earlier = [r.get(monitor, math.nan) for r in run.history[:-1]]  # rows resumed from older runs may lack it
     earlier = [score for score in earlier if not math.isnan(score)]
-    sign = -1 if config.monitor in LOWER_IS_BETTER else 1
+    sign = -1 if config.monitor == VALIDATION_LOSS else 1
     if sign * row[monitor] > max((sign * score for score in earlier), default=-math.inf):  # NaN (AP without defects) never is
         save_checkpoint(models / f"{config.run_name}_best.pth", run.model, config, row, encoder_weights_used,
                         epoch=row["epoch"])

@@ -16,10 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from Utilities.Errors import UserError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Raised when a data set has errors; the message lists every one by file name."""
 
 

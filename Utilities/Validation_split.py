@@ -1,7 +1,9 @@
-"""Train / val / test splits, written once and committed.
+"""Train / val / test splits, written once and committed; ``python -m Utilities.Validation_split`` writes one.
 
 Any data set: ``split_source`` writes a seeded split stratified by each
-sample's label; the files stay where they are and the split file decides.
+sample's label, or keeps the data set's own where it comes split into folders
+(drawing from train what it lacks); the files stay where they are and the
+split file decides.
 NEU-DET (``make_split``): ``test`` images are moved with their XML into
 ``Validation_Images/`` and ``Validation_Annotations/``, held out from
 training and model selection; ``val`` images stay in ``IMAGES/`` and drive
@@ -10,15 +12,35 @@ model selection; ``train`` is the rest. Moving is idempotent and can be undone.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
-from Utilities.Data_Retriever_Seg import stratified_split
+from Utilities.Cli import add_config_options, config_from_args
+from Utilities.Errors import UserError, run_command
 from Utilities.Extract_masks import NEU_DET_CLASSES, class_of
-from Utilities.Formats import DataSource, VocSource
+from Utilities.Formats import DataSource, VocSource, open_source
+
+
+def stratified_split(
+    table: pd.DataFrame, size: int | float, seed: int, label_column: str = "class"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split rows into (rest, held_out), the same share of every class in each.
+
+    Args:
+        table: one row per image with a class column.
+        size: images per class held out when an ``int``, a fraction when a ``float``.
+        seed: the same seed always gives the same split.
+    """
+    if isinstance(size, int):
+        held = table.groupby(label_column, group_keys=False).sample(n=size, random_state=seed)
+        return table.drop(held.index), held
+    rest, held = train_test_split(table, test_size=size, stratify=table[label_column], random_state=seed)
+    return rest, held
 
 
 def make_split(
@@ -38,14 +60,23 @@ def make_split(
 
 
 def split_source(source: DataSource, test: int | float = 0.2, val: int | float = 0.15, seed: int = 42) -> pd.DataFrame:
-    """Seeded split of any data set, stratified by sample label (e.g. Magnetic Tile's class folders).
+    """Seeded split of any data set, stratified by sample label (e.g. Magnetic Tile's class folders); where the
+    data set comes split (``Sample.split``), its own split, with test and val drawn from train if it lacks them.
 
     Args:
         test: share of all samples for test (a ``float``), or samples per label (an ``int``).
         val: the same, taken from what test leaves.
     """
     samples = source.samples()
-    return split_by_label([s.name for s in samples], [s.label for s in samples], test, val, seed)
+    if not any(s.split for s in samples):
+        return split_by_label([s.name for s in samples], [s.label for s in samples], test, val, seed)
+    table = pd.DataFrame({"image": [s.name for s in samples], "class": [s.label for s in samples],
+                          "split": [s.split or "train" for s in samples]})
+    for part, share in (("test", test), ("val", val)):
+        if not (table["split"] == part).any():
+            _, drawn = stratified_split(table[table["split"] == "train"], share, seed)
+            table.loc[drawn.index, "split"] = part
+    return table
 
 
 def load_or_write_split(path: str | Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
@@ -113,3 +144,40 @@ def held_out_counts(root: str | Path) -> pd.Series:
     source = VocSource(root)
     names = [s.name for s in source.samples() if s.image.parent == source.held_out_dirs[0]]
     return pd.Series([class_of(n) for n in names], dtype=str).value_counts().sort_index()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Write the split file (image, class, split) that training, tuning and evaluation read: the data "
+                    "set's own split where its folders are split (train/, valid/ or val/, test/), else a seeded "
+                    "split stratified by image label.",
+        epilog="Exit status: 0 written, 2 bad arguments, bad data or a split file already there.")
+    add_config_options(parser, ("data_format", "data_root", "classes", "binary", "split_file", "seed"))
+    parser.add_argument("--test", type=_share, default=0.2, help="test share of all images (0.2), or images per "
+                        "label (50); only where the data set has no test folder (default: 0.2)")
+    parser.add_argument("--val", type=_share, default=0.15, help="val share of what test leaves, or images per label; "
+                        "only where the data set has no val folder (default: 0.15)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing split file (every model "
+                        "trained on the old one is then scored on other images)")
+    args = parser.parse_args()
+    config = config_from_args(args)
+    if config.split_path.exists() and not args.overwrite:
+        raise UserError(f"{config.split_path} exists; every run reads it. --overwrite replaces it")
+    source = open_source(config.data_format, config.data_path, config.classes, config.binary)
+    print(source.check().raise_if_errors())
+    split = split_source(source, args.test, args.val, config.seed)
+    config.split_path.parent.mkdir(parents=True, exist_ok=True)
+    split.to_csv(config.split_path, index=False)
+    kept = "the data set's own split" if any(s.split for s in source.samples()) else f"seed {config.seed}"
+    print(f"{config.split_path}: {split['split'].value_counts().reindex(['train', 'val', 'test']).fillna(0).astype(int).to_dict()} "
+          f"({kept})\nnext: python -m Utilities.Train --data-format {config.data_format}"
+          + (f" --data-root {config.data_root}" if config.data_root else "") + " --recipe <recipe>")
+
+
+def _share(text: str) -> int | float:
+    """``0.2`` -> a share, ``50`` -> images per label."""
+    return int(text) if text.isdigit() else float(text)
+
+
+if __name__ == "__main__":
+    run_command(main)

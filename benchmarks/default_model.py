@@ -35,8 +35,9 @@ import torch  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Fast_inference import optimise_for_inference  # noqa: E402
 from Utilities.Hardware import autocast, autocast_dtype, prepare_for_training  # noqa: E402
+from Utilities.Losses import make_loss  # noqa: E402
+from Utilities.Optim import make_optimizer  # noqa: E402
 from Utilities.Resnet_Unet import model_for  # noqa: E402
-from Utilities.Trainer import make_loss, make_optimizer  # noqa: E402
 
 CPU = torch.device("cpu")
 BATCH, WARMUP = 8, 3
@@ -53,7 +54,7 @@ def _batch(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _plain_loss(config: TrainConfig):
     """The default loss as written with smp alone (binary cross-entropy plus smp's ``DiceLoss`` on logits), as
-    the plain baseline was measured before ``Trainer.SoftDiceLoss`` (the same loss, faster)."""
+    the plain baseline was measured before ``Losses.SoftDiceLoss`` (the same loss, faster)."""
     bce, dice = torch.nn.BCEWithLogitsLoss(), smp.losses.DiceLoss(mode="multilabel", from_logits=True)
     return lambda logits, masks: bce(logits, masks) + config.dice_weight * dice(logits, masks)
 
@@ -64,7 +65,7 @@ def _training_step(config: TrainConfig, project_way: bool):
     if not project_way:
         return training_step(config, model, _plain_loss(config), None)
     dtype = autocast_dtype(CPU)
-    return training_step(config, prepare_for_training(model, CPU, dtype), make_loss(config), dtype)
+    return training_step(config, prepare_for_training(model, CPU, dtype), make_loss(config.loss, config.dice_weight, config.image_loss_weight), dtype)
 
 
 def training_step(config: TrainConfig, model: torch.nn.Module, loss_fn, dtype: torch.dtype | None):

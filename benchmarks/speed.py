@@ -52,9 +52,11 @@ from Utilities.Data_Retriever_Seg import (  # noqa: E402
 from Utilities.Evaluate import evaluate_source, held_out_set  # noqa: E402
 from Utilities.Hardware import autocast, autocast_dtype, prepare_model  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
+from Utilities.Losses import make_loss  # noqa: E402
 from Utilities.Onnx_export import export_onnx, onnx_predict, onnx_session, quantize_int8  # noqa: E402
+from Utilities.Optim import make_optimizer  # noqa: E402
 from Utilities.Resnet_Unet import build_model, model_for  # noqa: E402
-from Utilities.Trainer import fit, make_loss, make_optimizer, train_one_epoch  # noqa: E402
+from Utilities.Trainer import fit, train_one_epoch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -116,7 +118,7 @@ def baseline_training(config: TrainConfig) -> float:
     dataset = train_dataset(config, BATCH * (TRAIN_STEPS + WARMUP_STEPS), cache_in_ram=False)
     model, _ = build_model(config.arch, config.encoder, len(config.channels))
     model.train()
-    loss_fn = make_loss(config)
+    loss_fn = make_loss(config.loss, config.dice_weight, config.image_loss_weight)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batches = iter(DataLoader(dataset, batch_size=BATCH, shuffle=True))
     started = None
@@ -135,7 +137,7 @@ def default_training(config: TrainConfig, num_workers: int) -> float:
     dataset = train_dataset(config, BATCH * (TRAIN_STEPS + WARMUP_STEPS), cache_in_ram=True)
     model, _ = build_model(config.arch, config.encoder, len(config.channels))
     model = prepare_model(model, CPU)
-    loss_fn = make_loss(config)
+    loss_fn = make_loss(config.loss, config.dice_weight, config.image_loss_weight)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
@@ -234,7 +236,7 @@ def memory_probe() -> None:
     model = prepare_model(build_model(config.arch, config.encoder, len(config.channels))[0], CPU)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
     train_one_epoch(
-        model, make_loss(config), optimizer, torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0),
+        model, make_loss(config.loss, config.dice_weight, config.image_loss_weight), optimizer, torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0),
         list(itertools.islice(train_loader, 20)), CPU, autocast_dtype(CPU), torch.amp.GradScaler("cpu", enabled=False),
     )
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

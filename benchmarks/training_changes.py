@@ -19,8 +19,8 @@ import torch  # noqa: E402
 from benchmarks.default_model import BATCH, _plain_loss, interleaved_rates, training_step  # noqa: E402
 from Utilities.Config import TrainConfig  # noqa: E402
 from Utilities.Fast_layers import for_cpu_training, with_fast_merge  # noqa: E402
+from Utilities.Losses import make_loss  # noqa: E402
 from Utilities.Resnet_Unet import model_for  # noqa: E402
-from Utilities.Trainer import make_loss  # noqa: E402
 
 ROUNDS, STEPS_PER_ROUND, WARMUP = 5, 6, 3
 
@@ -47,7 +47,7 @@ def _step(config: TrainConfig, changes: list[str] | None):
     if changes is None:
         return training_step(config, model, _plain_loss(config), None)
     model = _with_changes(model.to(memory_format=torch.channels_last), changes)
-    loss_fn = make_loss(config) if CHANGES[4] in changes else _plain_loss(config)
+    loss_fn = make_loss(config.loss, config.dice_weight, config.image_loss_weight) if CHANGES[4] in changes else _plain_loss(config)
     return training_step(config, model, loss_fn, torch.bfloat16)
 
 

@@ -8,10 +8,9 @@ from Utilities.Data_Retriever_Seg import (
     eval_transforms,
     make_loaders,
     read_image,
-    stratified_split,
 )
 from Utilities.Formats import VocSource
-from Utilities.Validation_split import all_image_names, make_split
+from Utilities.Validation_split import all_image_names, make_split, stratified_split
 
 
 def test_stratified_split_is_seeded_and_balanced():
@@ -58,5 +57,5 @@ def test_loaders_follow_the_split_file(neu_like):
 
 
 def test_missing_split_file_says_what_to_run(neu_like):
-    with pytest.raises(FileNotFoundError, match="02_Create_validation_images"):
+    with pytest.raises(FileNotFoundError, match="python -m Utilities.Validation_split --data-format voc"):
         make_loaders(TrainConfig(root=neu_like))

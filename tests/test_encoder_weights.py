@@ -18,8 +18,9 @@ import timm
 import torch
 import torch.nn.functional as F
 
+from Utilities.Architectures import check_encoder
 from Utilities.Encoder_weights import OFFLINE_WEIGHTS, imagenet_state_dict, normalisation, offline_encoders, sha256
-from Utilities.Resnet_Unet import build_model, check_encoder
+from Utilities.Resnet_Unet import build_model
 
 FIXTURE = Path(__file__).parent / "fixtures" / "efficientnet_lite_reference_logits.npz"
 CAT_CLASSES = range(281, 286)  # ImageNet's tabby, tiger cat, Persian, Siamese, Egyptian cat

@@ -19,8 +19,8 @@ from Utilities.Fast_layers import (
     without_fast_layers,
 )
 from Utilities.Hardware import prepare_model
+from Utilities.Losses import SoftDiceLoss
 from Utilities.Resnet_Unet import build_model
-from Utilities.Trainer import SoftDiceLoss
 
 
 def gradients(model: torch.nn.Module, images: torch.Tensor, autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,7 +64,9 @@ def test_the_tiled_weight_gradient_equals_oneDNNs(kernel, stride, padding, size)
     grad = torch.randn_like(out)
     expected = torch.ops.aten.convolution_backward(grad, images, weight, None, list(stride), list(padding), [1, 1],
                                                    False, [0, 0], 8, [False, True, False])[1]
-    torch.testing.assert_close(tiled_depthwise_weight_gradient(images, grad, kernel, stride, padding), expected)
+    # float32 sums in another order than oneDNN's (AVX2 and AVX-512 kernels differ by up to 2e-5 here)
+    torch.testing.assert_close(tiled_depthwise_weight_gradient(images, grad, kernel, stride, padding), expected,
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_a_groupnorm_under_bf16_autocast_gives_the_float32_gradients():

@@ -4,12 +4,13 @@ import numpy as np
 import torch
 from test_training import tiny_run
 
-from Utilities.Checkpoint import store_postprocessing
-from Utilities.Config import TrainConfig
+from Utilities.Architectures import split_image_logits
+from Utilities.Checkpoint import store_inference_setup
 from Utilities.Inference import Predictor
-from Utilities.Postprocess import PostProcessing
-from Utilities.Resnet_Unet import build_model, model_for, split_image_logits
-from Utilities.Trainer import fit, make_loss
+from Utilities.Losses import make_loss
+from Utilities.Postprocess import InferenceSetup, PostProcessing
+from Utilities.Resnet_Unet import build_model, model_for
+from Utilities.Trainer import fit
 
 
 def test_image_logits_ride_along_as_constant_channels():
@@ -27,7 +28,7 @@ def test_the_loss_adds_the_image_term_only_for_a_model_with_a_head():
     targets = torch.zeros(2, 1, 8, 8)
     targets[0, 0, 2:4, 2:4] = 1  # image 0 has a defect, image 1 none
     logits = 8 * (2 * targets - 1)
-    loss = make_loss(TrainConfig())
+    loss = make_loss("bce_dice")
     right = torch.cat([logits, torch.tensor([8.0, -8.0]).view(2, 1, 1, 1).expand_as(logits)], 1)
     wrong = torch.cat([logits, torch.tensor([-8.0, 8.0]).view(2, 1, 1, 1).expand_as(logits)], 1)
     assert loss(right, targets) < loss(logits, targets) + 0.01 < loss(wrong, targets)
@@ -45,9 +46,9 @@ def test_a_model_with_a_head_trains_and_its_probability_decides_in_the_predictor
     assert probabilities.shape == (6, 48, 48) and image_probabilities.shape == (6,)
     assert not np.allclose(image_probabilities, probabilities.max(axis=(1, 2)))  # from the head, not the peak
 
-    store_postprocessing(checkpoint, PostProcessing((0.0,) * 6, {"min_image_probability": tuple(
-        float(p) + 1e-3 for p in image_probabilities)}).to_dict())
+    store_inference_setup(checkpoint, InferenceSetup(PostProcessing((0.0,) * 6, {"min_image_probability": tuple(
+        float(p) + 1e-3 for p in image_probabilities)})))
     assert not Predictor(checkpoint, precision="float32").masks(probabilities, image_probabilities).any()
-    store_postprocessing(checkpoint, PostProcessing((0.0,) * 6, {"min_image_probability": tuple(
-        float(p) - 1e-3 for p in image_probabilities)}).to_dict())
+    store_inference_setup(checkpoint, InferenceSetup(PostProcessing((0.0,) * 6, {"min_image_probability": tuple(
+        float(p) - 1e-3 for p in image_probabilities)})))
     assert Predictor(checkpoint, precision="float32").masks(probabilities, image_probabilities).all()

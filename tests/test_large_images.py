@@ -10,11 +10,11 @@ import torch
 
 from tests.test_predict_folder import ROOT, make_checkpoint, noise
 from Utilities import Large_images
-from Utilities.Checkpoint import store_postprocessing
+from Utilities.Checkpoint import store_inference_setup
 from Utilities.Data_Retriever_Seg import read_image
 from Utilities.Inference import Predictor
 from Utilities.Large_images import RowReader, open_rgb
-from Utilities.Postprocess import PostProcessing, label_map
+from Utilities.Postprocess import InferenceSetup, PostProcessing, label_map
 from Utilities.Predict_folder import REPORT, predict_folder
 from Utilities.Sliding_window import GRID, window_rows, window_starts
 
@@ -88,8 +88,8 @@ def test_a_large_file_is_streamed_to_the_outputs_of_the_in_memory_prediction(tmp
     checkpoint = make_checkpoint(tmp_path / "model.pth", full_resolution=True, arch="Unet", encoder="resnet18",
                                  encoder_weights=None)
     channels = len(Predictor(checkpoint).classes)
-    store_postprocessing(checkpoint, PostProcessing((0.5,) * channels, {"min_area": (64,) * channels,
-                                                                         "min_image_probability": (0.0,) * channels}).to_dict())
+    store_inference_setup(checkpoint, InferenceSetup(PostProcessing((0.5,) * channels, {"min_area": (64,) * channels,
+                                                                         "min_image_probability": (0.0,) * channels})))
     folder = tmp_path / "in"
     folder.mkdir()
     tile = ROOT.parent / "shared" / "datasets" / "Magnetic-Tile" / "MT_Break" / "Imgs" / "exp1_num_116934.jpg"

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from Utilities.Config import TrainConfig, run_settings
+from Utilities.Config import TrainConfig, quick_run
 from Utilities.Notebook import setup_notebook
 
 
@@ -22,10 +22,11 @@ def test_setup_finds_the_project_folder_and_quick_mode(tmp_path, monkeypatch, ca
 
 
 def test_quick_mode_settings_go_through_the_constructor():
-    full = TrainConfig(**run_settings("fpn_lite2", 30, 128, quick=False, quick_images=(64, 32)))
-    quick = TrainConfig(**run_settings("fpn_lite2", 30, 128, quick=True, quick_images=(64, 32)))
-    assert (full.run_name, full.epochs, full.image_size, full.max_train_images) == ("fpn_lite2", 30, 128, None)
-    assert (quick.run_name, quick.epochs, quick.image_size) == ("fpn_lite2_quick", 1, 64)  # never a full run's name
+    full = TrainConfig.from_recipe("magnetic_tile")
+    quick = quick_run(full, 64, 32)
+    assert (full.run_name, full.epochs, full.image_size, full.max_train_images) == ("mt_unet_lite0_head", 24, 256, None)
+    assert (quick.run_name, quick.epochs, quick.image_size) == ("mt_unet_lite0_head_quick", 1, 64)  # never a full run's
+    assert quick.image_head and quick.full_resolution  # the recipe's other settings stay
     assert (quick.max_train_images, quick.max_val_images) == (64, 32)
 
 

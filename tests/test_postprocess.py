@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-from Utilities.Checkpoint import save_checkpoint, store_postprocessing
+from Utilities.Checkpoint import save_checkpoint, store_inference_setup
 from Utilities.Config import TrainConfig
 from Utilities.Inference import Predictor
 from Utilities.Postprocess import (
     STEPS,
+    InferenceSetup,
     PostProcessing,
     choose_postprocessing,
     dominant_class,
@@ -132,7 +133,7 @@ def test_predictor_and_folder_prediction_use_the_checkpoints_post_processing(one
     assert (plain["defect"] == 1).all() and (plain["area_defect"] == 64 * 96).all()
 
     peak = float(plain["max_probability_defect"].max())
-    store_postprocessing(one_channel_checkpoint, PostProcessing((0.0,), {"min_image_probability": (peak + 0.01,)}).to_dict())
+    store_inference_setup(one_channel_checkpoint, InferenceSetup(PostProcessing((0.0,), {"min_image_probability": (peak + 0.01,)})))
     predictor = Predictor(one_channel_checkpoint)
     assert predictor.postprocessing.steps == {"min_image_probability": (pytest.approx(peak + 0.01),)}
     gated = predict_folder(predictor, images, tmp_path / "gated")

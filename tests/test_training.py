@@ -7,8 +7,10 @@ import torch
 from Utilities.Checkpoint import load_checkpoint, read_checkpoint
 from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import make_loaders
+from Utilities.Losses import LOSSES, make_loss
+from Utilities.Optim import SCHEDULERS, make_scheduler
 from Utilities.Resnet_Unet import build_model, model_for
-from Utilities.Trainer import LOSSES, SCHEDULERS, fit
+from Utilities.Trainer import fit
 from Utilities.Validation_split import all_image_names, make_split
 
 
@@ -138,17 +140,15 @@ def test_command_line_reads_the_data_set_spec(monkeypatch):
 
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_every_loss_falls_as_logits_approach_the_truth(name):
-    from Utilities.Trainer import make_loss
-
     targets = torch.zeros(2, 3, 8, 8)
     targets[:, :, 2:5, 2:5] = 1
-    loss = make_loss(TrainConfig(loss=name))
+    loss = make_loss(name)
     far, near = loss(torch.zeros_like(targets), targets), loss(8 * (2 * targets - 1), targets)
     assert torch.isfinite(far) and near < far
 
 
 def test_unknown_monitor_is_refused_before_training(neu_like):
-    from Utilities.Trainer import check_monitor
+    from Utilities.Meter import check_monitor
 
     assert check_monitor("mean_dice", ("a", "b")) == "mean_dice" and check_monitor("ap_b", ("a", "b")) == "ap_b"
     with pytest.raises(KeyError, match="known validation scores: dice"):
@@ -227,10 +227,9 @@ def test_an_unknown_registered_name_is_refused_when_the_config_is_built(setting,
 
 @pytest.mark.parametrize("name", list(SCHEDULERS))
 def test_every_scheduler_lasts_the_whole_run_and_stays_at_or_under_the_rate(name):
-    from Utilities.Trainer import make_scheduler
 
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    scheduler = make_scheduler(TrainConfig(scheduler=name, lr=1e-3), optimizer, steps=12)
+    scheduler = make_scheduler(name, optimizer, 1e-3, steps=12)
     rates = []
     for _ in range(12):
         optimizer.step()
@@ -240,18 +239,17 @@ def test_every_scheduler_lasts_the_whole_run_and_stays_at_or_under_the_rate(name
 
 
 def test_the_loss_terms_are_weighted_by_the_config():
-    from Utilities.Trainer import make_loss
 
     targets = torch.zeros(2, 1, 8, 8)
     targets[0, 0, 2:5, 2:5] = 1
     logits = torch.randn(2, 1, 8, 8)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
-    by_dice_weight = [make_loss(TrainConfig(dice_weight=w))(logits, targets) for w in (0.0, 1.0, 2.0)]
+    by_dice_weight = [make_loss("bce_dice", dice_weight=w)(logits, targets) for w in (0.0, 1.0, 2.0)]
     assert torch.allclose(by_dice_weight[0], bce)
     assert torch.allclose(by_dice_weight[2] - by_dice_weight[1], by_dice_weight[1] - by_dice_weight[0])  # linear
     with_head = torch.cat([logits, torch.full_like(logits, -3.0)], 1)  # image logits say "no defect" for both
-    by_image_weight = [make_loss(TrainConfig(image_loss_weight=w))(with_head, targets) for w in (0.0, 1.0, 2.0)]
-    assert torch.allclose(by_image_weight[0], make_loss(TrainConfig())(logits, targets))
+    by_image_weight = [make_loss("bce_dice", image_loss_weight=w)(with_head, targets) for w in (0.0, 1.0, 2.0)]
+    assert torch.allclose(by_image_weight[0], make_loss("bce_dice")(logits, targets))
     assert by_image_weight[1] > by_image_weight[0]  # image 0 holds a defect its image logit denies
     assert torch.allclose(by_image_weight[2] - by_image_weight[1], by_image_weight[1] - by_image_weight[0])
 

@@ -1,0 +1,50 @@
+"""The names smp can build, and how a model's output channels are laid out.
+
+Below ``Config``, so that a config checks its architecture and encoder names
+without building a model, and losses and prediction read image-head outputs
+without importing the model builder (``Resnet_Unet``).
+"""
+
+from __future__ import annotations
+
+import segmentation_models_pytorch as smp
+import torch
+
+from Utilities.Encoder_weights import offline_encoders
+from Utilities.Errors import UnknownName, check_name
+
+TIMM_PREFIX = "tu-"  # smp builds any timm model as an encoder under this prefix
+
+
+def architectures() -> dict[str, type]:
+    """smp's architectures by name (``Unet``, ``FPN``, ...)."""
+    return {cls.__name__: cls for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
+
+
+def check_architecture(arch: str) -> str:
+    """``arch`` if smp has it, else ``UnknownName`` listing them."""
+    return check_name("architecture", arch, sorted(architectures()))
+
+
+def check_encoder(encoder: str) -> str:
+    """``encoder`` if smp can build it (its own table, or ``tu-`` + a timm model), else ``UnknownName`` listing them."""
+    import timm
+
+    if encoder in smp.encoders.encoders or (encoder.startswith(TIMM_PREFIX) and timm.is_model(encoder[3:])):
+        return encoder
+    raise UnknownName(f"unknown encoder {encoder!r}; known: {', '.join(sorted(smp.encoders.get_encoder_names()))}, "
+                      f"or '{TIMM_PREFIX}' + any timm model (timm.list_models()); with offline ImageNet weights: "
+                      f"{', '.join(offline_encoders())}")
+
+
+def split_image_logits(outputs: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(pixel maps (N, C, H, W), image values (N, C) or None)`` of a model's ``(N, C or 2C, H, W)`` output.
+
+    A model with an image head (``Resnet_Unet.WithImageLogits``) adds C maps
+    that each hold one image value everywhere. Works on logits and on
+    probabilities; the image values are each map's maximum (windows of a
+    large image may disagree; any confident one counts).
+    """
+    if outputs.shape[1] == channels:
+        return outputs, None
+    return outputs[:, :channels], outputs[:, channels:].amax(dim=(2, 3))
