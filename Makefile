@@ -41,7 +41,7 @@ run: data data-mt data-cfd
 	mkdir -p runs
 	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
 		SEG_QUICK=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute $$nb --output-dir ../runs || exit 1; done
-	@echo "executed notebooks are in runs/; trained model in Models/fpn_resnet18_quick_best.pth"
+	@echo "executed notebooks are in runs/; trained models in Models/: fpn_lite2_quick_best.pth (NEU-DET), mt_unet_lite0_head_quick_best.pth, cfd_unet_lite2_quick_best.pth"
 
 ## The full NEU-DET run (14-18 min on 2 CPU cores), executed in place: these are the committed outputs.
 full: data

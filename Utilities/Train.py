@@ -27,14 +27,19 @@ from Utilities.Resnet_Unet import model_for
 from Utilities.Trainer import fit
 
 
-def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, Path | None]:
+def command_line() -> argparse.ArgumentParser:
+    """The training command's options: one per ``TrainConfig`` option field, ``--recipe`` and ``--resume``."""
     parser = argparse.ArgumentParser(
         description="Train a segmentation model; writes Models/<run-name>_best.pth (best on val), _last.pth (to "
                     "resume) and _history.csv. Next: python -m Utilities.Tune --checkpoint Models/<run-name>_best.pth",
         epilog="Exit status: 0 trained, 2 bad arguments or data (the message names each bad file).")
     add_config_options(parser)
     parser.add_argument("--resume", type=Path, help="a Models/<run>_last.pth to continue, with the same settings")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, Path | None]:
+    args = command_line().parse_args(argv)
     return config_from_args(args), args.resume
 
 

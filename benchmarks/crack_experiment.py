@@ -3,13 +3,14 @@
 Appends a row to ``benchmarks/results/crack_experiments.csv``: crack
 precision, recall and F1 with a 2-pixel tolerance and strictly, and strict
 IoU (``Utilities.Crack_metrics``), on the photos at their own 480x320
-resolution, at the threshold with the best tolerant F1 on val; training
-minutes and img/s. The defaults are notebook 06's configuration.
+resolution, with the inference setup chosen on val (``Utilities.Tune``: flip
+TTA and the threshold with the best tolerant F1); training minutes and img/s.
+The defaults are notebook 06's configuration (the crackforest recipe).
 
 Usage::
 
     python -m benchmarks.crack_experiment --seed 1
-    python -m benchmarks.crack_experiment --evaluate Models/cfd_unet_lite0_best.pth --name notebook06
+    python -m benchmarks.crack_experiment --evaluate Models/cfd_unet_lite2_best.pth --name notebook06
     python -m benchmarks.crack_experiment --epochs 80 --val-only      # a candidate, scored on val only
 """
 
@@ -23,45 +24,34 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")  # the report is the table, not progress bars
 
 
-from benchmarks.experiments import describe, experiment_parser, record, train_or_reload  # noqa: E402
-from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Data_Retriever_Seg import source_of, split_table  # noqa: E402
-from Utilities.Evaluate import evaluate_cracks  # noqa: E402
-from Utilities.Inference import Predictor  # noqa: E402
+from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train_or_reload, tune  # noqa: E402
+from Utilities.Data_Retriever_Seg import source_of  # noqa: E402
+from Utilities.Evaluate import score_split, split_names  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "crack_experiments.csv"
 COLUMNS = ("precision", "recall", "f1", "strict_precision", "strict_recall", "strict_f1", "strict_iou")
 
 
-def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = False, flip_tta: bool = False) -> dict:
-    """The val table's best tolerant F1 and its threshold; then (unless ``val_only``) test at that threshold."""
-    predictor, source, split = Predictor(checkpoint, flip_tta=flip_tta), source_of(config), split_table(config)
-    names = {part: list(split.loc[split["split"] == part, "image"]) for part in ("val", "test")}
-    val = evaluate_cracks(predictor, source, names["val"])
-    threshold = val.best_threshold()
-    row = {"flip_tta": flip_tta, "threshold": threshold, **{f"val_{c}": float(val.table().loc[threshold, c]) for c in COLUMNS}}
+def score_checkpoint(checkpoint: Path, config, val_only: bool = False) -> dict:
+    """The inference setup chosen on val (flip TTA and the threshold with the best tolerant F1), stored in the
+    checkpoint; then (unless ``val_only``) test with it."""
+    predictor, chosen, _ = tune(checkpoint, config)
+    source = source_of(config)
+    val = score_split(predictor, source, split_names(config, "val"))[0].iloc[0]
+    row = {"flip_tta": chosen.flip_tta, "threshold": chosen.postprocessing.threshold[0],
+           **{f"val_{c}": float(val[c]) for c in COLUMNS}}
     if not val_only:
-        test = evaluate_cracks(predictor, source, names["test"], thresholds=(threshold,)).table().loc[threshold]
+        test = score_split(predictor, source, split_names(config, "test"))[0].iloc[0]
         row |= {f"test_{c}": float(test[c]) for c in COLUMNS}
     return row
 
 
 def main() -> None:
-    parser = experiment_parser(__doc__.split("\n\n")[0], seed=42, arch="Unet", encoder="tu-tf_efficientnet_lite0",
-                               image_size=256, epochs=100)
-    parser.add_argument("--flip-tta", action="store_true", help="predict with horizontal and vertical flips too")
-    args = parser.parse_args()
-
-    checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: TrainConfig(
-        root=ROOT, data_format="crackforest", data_root="data/CrackForest", split_file="splits/CrackForest.csv",
-        full_resolution=True, monitor="mean_dice", arch=args.arch, encoder=args.encoder, encoder_weights="imagenet",
-        image_size=args.image_size, epochs=args.epochs, lr=args.lr, loss=args.loss, seed=args.seed,
-        run_name=f"cfdexp_{args.arch.lower()}_{args.encoder}_{args.image_size}_{args.loss}_e{args.epochs}_s{args.seed}",
-    ), ROOT)
-
-    record({**describe(args.name, config, history, minutes),
-            **score_checkpoint(checkpoint, config, args.val_only, args.flip_tta)}, RESULTS)
+    args = experiment_parser(__doc__.split("\n\n")[0], "crackforest", ROOT).parse_args()
+    checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: experiment_config(args), ROOT)
+    record({**describe(args.name, config, history, minutes), **score_checkpoint(checkpoint, config, args.val_only)},
+           RESULTS)
 
 
 if __name__ == "__main__":

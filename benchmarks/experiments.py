@@ -1,4 +1,5 @@
-"""What the experiment runners share: train or reload a run, describe it, record its row."""
+"""What the experiment runners share: a recipe with options on top, train or reload a run, tune it on val,
+describe it, record its row."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from Utilities.Checkpoint import read_checkpoint
+from Utilities.Checkpoint import read_checkpoint, store_inference_setup
+from Utilities.Cli import add_config_options
 from Utilities.Config import TrainConfig
-from Utilities.Data_Retriever_Seg import make_loaders
+from Utilities.Data_Retriever_Seg import make_loaders, source_of
+from Utilities.Evaluate import split_names
+from Utilities.Inference import Predictor
+from Utilities.Postprocess import InferenceSetup
 from Utilities.Resnet_Unet import model_for
 from Utilities.Trainer import fit
+from Utilities.Tune import choose_setup
 
 
 def train(config: TrainConfig) -> tuple[Path, pd.DataFrame, float]:
@@ -70,20 +76,30 @@ def record(row: dict, results: Path) -> None:
     print(pd.Series(row).to_string())
 
 
-def experiment_parser(description: str, seed: int, arch: str, encoder: str, image_size: int, epochs: int,
-                      lr: float = 1e-3, loss: str = "bce_dice") -> argparse.ArgumentParser:
-    """The options every runner has, with the runner's defaults: ``--name``, ``--evaluate``, ``--seed``,
-    ``--val-only`` and the model and schedule (``--arch``, ``--encoder``, ``--image-size``, ``--epochs``,
-    ``--lr``, ``--loss``)."""
+def tune(checkpoint: Path, config: TrainConfig) -> tuple[Predictor, InferenceSetup, pd.DataFrame]:
+    """Choose the inference setup on val (``Utilities.Tune``), store it in ``checkpoint``; the predictor using it."""
+    predictor = Predictor(checkpoint)
+    chosen, candidates = choose_setup(predictor, source_of(config), split_names(config, "val"))
+    store_inference_setup(checkpoint, chosen)
+    return predictor, chosen, candidates
+
+
+def experiment_parser(description: str, recipe: str, root: Path) -> argparse.ArgumentParser:
+    """The runner's options: ``--name``, ``--evaluate``, ``--val-only`` and every training option, starting from
+    ``recipe`` (``--recipe`` changes it), as ``python -m Utilities.Train`` has them."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--name", default=None, help="the row's name (default: the run name)")
     parser.add_argument("--evaluate", type=Path, help="score an existing checkpoint instead of training")
-    parser.add_argument("--seed", type=int, default=seed)
     parser.add_argument("--val-only", action="store_true", help="score val only: for choosing between candidates")
-    parser.add_argument("--arch", default=arch)
-    parser.add_argument("--encoder", default=encoder)
-    parser.add_argument("--image-size", type=int, default=image_size, help="training size (crop at full resolution)")
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--lr", type=float, default=lr)
-    parser.add_argument("--loss", default=loss)
+    add_config_options(parser)
+    parser.set_defaults(recipe=recipe, root=root)
     return parser
+
+
+def experiment_config(args: argparse.Namespace) -> TrainConfig:
+    """The recipe with the options given, under a run name made of them (unless ``--run-name`` is given)."""
+    given = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and k not in ("root", "recipe")}
+    if "run_name" not in given:
+        changed = "".join(f"_{k}{v}" for k, v in sorted(given.items()) if k != "seed")
+        given["run_name"] = f"exp_{args.recipe}{changed}_s{given.get('seed', TrainConfig.seed)}"
+    return TrainConfig.from_recipe(args.recipe, root=args.root, **given)

@@ -4,13 +4,14 @@ Appends a row to ``benchmarks/results/neu_experiments.csv`` with the
 reference's definitions (per-image Dice and IoU over all 6 channels at 0.5,
 averaged over images, at the original 200x200 resolution), mean IoU over
 classes, per-class IoU, image-level class accuracy, training minutes and
-img/s. Model selection and the choice of post-processing (flip TTA, keeping
-only the dominant class) use the val split only; test is scored without
-post-processing and with the one chosen on val.
+img/s. Model selection and the choice of the inference setup (``Utilities.Tune``:
+flip TTA, keeping only the dominant class, thresholds, smallest blob) use the
+val split only; test is scored without post-processing and with the setup
+chosen on val, which is stored in the checkpoint.
 
 Usage::
 
-    python -m benchmarks.neu_experiment --seed 1                 # train the default configuration
+    python -m benchmarks.neu_experiment --seed 1                 # train the neu_det recipe
     python -m benchmarks.neu_experiment --evaluate Models/fpn_lite0_best.pth --name notebook03
     python -m benchmarks.neu_experiment --image-size 160 --val-only   # a candidate, scored on val only
 
@@ -28,9 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")  # the report is the table, not progress bars
 
 
-from benchmarks.experiments import describe, experiment_parser, record, train_or_reload  # noqa: E402
-from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Data_Retriever_Seg import split_table  # noqa: E402
+from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train_or_reload, tune  # noqa: E402
 from Utilities.Evaluate import evaluate_source, held_out_set  # noqa: E402
 from Utilities.Inference import Predictor  # noqa: E402
 
@@ -38,31 +37,20 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "neu_experiments.csv"
 
 
-POST_PROCESSING = {  # name: Predictor options; chosen on val, never on test
-    "plain": {},
-    "tta": {"flip_tta": True},
-    "dominant": {"dominant_class_only": True},
-    "tta+dominant": {"flip_tta": True, "dominant_class_only": True},
-}
-
-
-def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = False) -> dict[str, float | str]:
-    """Scores at 200x200: val per post-processing, then (unless ``val_only``) test without post-processing
-    and test with the post-processing best on val."""
-    source, test_names = held_out_set(config)
-    split = split_table(config)
-    val_names = list(split.loc[split["split"] == "val", "image"])
-    val_dice = {
-        name: evaluate_source(Predictor(checkpoint, **options), source, val_names).compute()["dice"]
-        for name, options in POST_PROCESSING.items()
-    }
-    chosen = max(val_dice, key=val_dice.get)
-    row: dict[str, float | str] = {f"val_dice_{name}": dice for name, dice in val_dice.items()}
-    row["post_processing"] = chosen
+def score_checkpoint(checkpoint: Path, config, val_only: bool = False) -> dict[str, float | str]:
+    """Scores at 200x200: the inference setup chosen on val (``Utilities.Tune``: flip TTA, dominant class,
+    post-processing) with every candidate's val score; then (unless ``val_only``) test plain and with the setup."""
+    predictor, chosen, candidates = tune(checkpoint, config)
+    row: dict[str, float | str] = {
+        f"val_{config.monitor}_{'tta' if r.flip_tta else 'plain'}{'+dominant' * r.dominant_class_only}_{r.rule}": r.score
+        for r in candidates.itertuples()}
+    row["post_processing"] = chosen.describe()
     if val_only:
         return row
-    for label, name in (("", "plain"), ("_post", chosen)):
-        meter = evaluate_source(Predictor(checkpoint, **POST_PROCESSING[name]), source, test_names)
+    source, test_names = held_out_set(config)
+    plain = Predictor(checkpoint, flip_tta=False, dominant_class_only=False, threshold=config.threshold)
+    for label, each in (("", plain), ("_post", predictor)):
+        meter = evaluate_source(each, source, test_names)
         scores = meter.compute()
         row |= {f"test_{k}{label}": scores[k] for k in ("dice", "iou", "mean_iou", "class_accuracy")}
         if not label:
@@ -71,22 +59,8 @@ def score_checkpoint(checkpoint: Path, config: TrainConfig, val_only: bool = Fal
 
 
 def main() -> None:
-    parser = experiment_parser(__doc__.split("\n\n")[0], TrainConfig.seed, TrainConfig.arch, TrainConfig.encoder,
-                               TrainConfig.image_size, TrainConfig.epochs, TrainConfig.lr, TrainConfig.loss)
-    parser.add_argument("--encoder-weights", default=TrainConfig.encoder_weights, type=lambda t: None if t == "none" else t)
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--full-resolution", action="store_true",
-                        help="train on --image-size crops of the 200 px images and predict them whole")
-    args = parser.parse_args()
-
-    checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: TrainConfig(
-        root=ROOT, arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights,
-        image_size=args.image_size, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, loss=args.loss, seed=args.seed, full_resolution=args.full_resolution,
-        run_name=f"exp_{args.arch.lower()}_{args.encoder}_{args.image_size}{'_crops' * args.full_resolution}"
-                 f"_{args.loss}_e{args.epochs}_lr{args.lr:g}_s{args.seed}",
-    ), ROOT)
-
+    args = experiment_parser(__doc__.split("\n\n")[0], "neu_det", ROOT).parse_args()
+    checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: experiment_config(args), ROOT)
     row = {
         **describe(args.name, config, history, minutes),
         "best_val_dice": history["val_dice"].max(),

@@ -389,3 +389,34 @@ def test_folders_read_palette_and_grey_rgb_masks(tmp_path):
         mask = source.mask(source.sample(name), 6, 8)
         assert mask[1].sum() == 4 and mask[0].sum() == 0
     assert [e for e in source.check().errors if "c.png" in e] == ["c.jpg: c.png: mask has 3 different channels, expected one"]
+
+
+@pytest.mark.parametrize("images,masks", [("{split}/images", "{split}/masks"), ("{split}", "{split}_lab"),
+                                          ("{split}_img", "{split}_lab")])
+def test_folders_already_split_are_read_in_place_and_keep_their_split(tmp_path, images, masks):
+    from Utilities.Validation_split import split_source
+
+    for folder in ("train", "valid", "test"):
+        for k in range(3):
+            write_image(tmp_path / images.format(split=folder) / f"{folder}{k}.jpg", 4, 4)
+            write_png(tmp_path / masks.format(split=folder) / f"{folder}{k}.png", np.zeros((4, 4), np.uint8))
+    source = open_source("folders", tmp_path)
+    assert source.check().errors == [] and len(source.samples()) == 9
+    split = split_source(source, test=0.5, val=0.5, seed=0).set_index("image")["split"]
+    assert split[f"{images.format(split='valid')}/valid0.jpg"] == "val"
+    assert split.value_counts().to_dict() == {"train": 3, "val": 3, "test": 3}
+
+
+def test_a_split_without_val_folder_draws_val_from_train_and_empty_folders_say_what_is_expected(tmp_path):
+    from Utilities.Validation_split import split_source
+
+    for folder in ("train", "test"):
+        for k in range(4):
+            write_image(tmp_path / folder / f"{folder}{k}.jpg", 4, 4)
+            write_png(tmp_path / f"{folder}_lab" / f"{folder}{k}.png", np.zeros((4, 4), np.uint8))
+    split = split_source(open_source("folders", tmp_path), test=0.5, val=0.25, seed=0)
+    assert split["split"].value_counts().to_dict() == {"train": 3, "test": 4, "val": 1}
+    (tmp_path / "elsewhere").mkdir()
+    write_image(tmp_path / "elsewhere" / "photos" / "a.jpg", 4, 4)
+    errors = open_source("folders", tmp_path / "elsewhere").check().errors
+    assert len(errors) == 1 and "expected images/ + masks/, {split}/images/ + {split}/masks/" in errors[0]

@@ -1,0 +1,93 @@
+"""The inference setup chosen on val (Utilities.Tune): what it stores is what evaluation and prediction then run."""
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_training import tiny_run
+
+from Utilities.Checkpoint import read_checkpoint, store_inference_setup
+from Utilities.Data_Retriever_Seg import source_of
+from Utilities.Evaluate import evaluate_source, score_split, split_names
+from Utilities.Inference import Predictor
+from Utilities.Postprocess import DOMINANT_THRESHOLD, InferenceSetup, PostProcessing, keep_dominant_class
+from Utilities.Predict_folder import predict_folder
+from Utilities.Trainer import fit
+from Utilities.Tune import choose_setup
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny NEU-like model, trained two epochs: six classes, a split with val and test."""
+    from conftest import make_neu_like
+
+    root = make_neu_like(tmp_path_factory.mktemp("tune") / "project", per_class=4)
+    model, train_loader, val_loader, config, used = tiny_run(root, epochs=2)
+    fit(model, train_loader, val_loader, config, used)
+    return root / "Models" / "tiny_best.pth", config
+
+
+def test_the_stored_setup_scores_on_val_exactly_what_tuning_reported(trained):
+    checkpoint, config = trained
+    predictor = Predictor(checkpoint, backend="torch")
+    chosen, candidates = choose_setup(predictor, source_of(config), split_names(config, "val"))
+    assert set(candidates["flip_tta"]) == {False, True} and set(candidates["dominant_class_only"]) == {False, True}
+    assert set(candidates["rule"]) == {"plain", "tuned"} and len(candidates) == 8
+    best = candidates.loc[candidates["score"].idxmax()]
+    assert (chosen.flip_tta, chosen.dominant_class_only) == (best["flip_tta"], best["dominant_class_only"])
+    store_inference_setup(checkpoint, chosen)
+    assert InferenceSetup.from_dict(read_checkpoint(checkpoint)["inference_setup"]) == chosen
+    again = Predictor(checkpoint, backend="torch")  # reads the stored setup
+    assert again.setup == chosen
+    rescored = evaluate_source(again, source_of(config), split_names(config, "val")).compute()[config.monitor]
+    assert rescored == pytest.approx(best["score"], abs=1e-6)
+    overridden = Predictor(checkpoint, backend="torch", flip_tta=not chosen.flip_tta, threshold=0.3)
+    assert overridden.setup.flip_tta != chosen.flip_tta and set(overridden.postprocessing.threshold) == {0.3}
+
+
+def test_a_tie_keeps_the_cheaper_setup(trained):
+    checkpoint, config = trained
+    predictor = Predictor(checkpoint, backend="torch")
+    chosen, candidates = choose_setup(predictor, source_of(config), split_names(config, "val"), flip_tta=(False, False),
+                                      dominant_class_only=(False,))
+    assert candidates["score"].iloc[0] == candidates["score"].iloc[2]  # the same candidates twice
+    assert not chosen.flip_tta and candidates["score"].idxmax() in (0, 1)
+
+
+def test_the_dominant_class_is_decided_at_a_fixed_threshold_before_the_class_thresholds():
+    probabilities = np.zeros((3, 4, 4), np.float32)
+    probabilities[0, :1] = 0.9  # 4 pixels over 0.5
+    probabilities[1, :2] = DOMINANT_THRESHOLD  # 8 pixels at 0.5: the dominant class
+    probabilities[2] = 0.4  # 16 pixels, none over 0.5
+    kept = keep_dominant_class(probabilities)
+    assert kept[1].sum() == probabilities[1].sum() and not kept[0].any() and not kept[2].any()
+
+
+def test_per_image_scores_of_evaluate_are_those_of_the_masks_the_folder_prediction_writes(trained, tmp_path):
+    checkpoint, config = trained
+    predictor = Predictor(checkpoint, backend="torch")
+    predictor.use(InferenceSetup(PostProcessing((0.4,) * 6, {"min_area": (8,) * 6}), flip_tta=True,
+                                 dominant_class_only=True))
+    source, names = source_of(config), split_names(config, "test")
+    summary, per_image = score_split(predictor, source, names)
+    assert list(summary.index)[-1] == "overall" and len(per_image) == len(names)
+    predict_folder(predictor, [source.sample(n).image for n in names], tmp_path)
+    for row in per_image.itertuples():
+        labels = cv2.imread(str(tmp_path / f"{row.image.rsplit('.', 1)[0]}_mask.png"), cv2.IMREAD_UNCHANGED)
+        truth = source.mask(source.sample(row.image), *labels.shape)
+        written = (labels[None] == np.arange(1, 7)[:, None, None])  # dominant class only: one class per image
+        overlap, total = (written & (truth > 0)).sum(), written.sum() + truth.sum()
+        assert row.dice == pytest.approx(2 * overlap / total if total else 1.0, abs=1e-4), row.image
+    assert per_image["true_pixels"].sum() == sum(source.mask(source.sample(n), 48, 48).sum() for n in names)
+
+
+def test_an_older_checkpoints_post_processing_alone_still_predicts(trained, tmp_path):
+    checkpoint, _ = trained
+    old = read_checkpoint(checkpoint)
+    old.pop("inference_setup", None)
+    old["postprocessing"] = PostProcessing((0.7,) * 6).to_dict()
+    torch.save(old, tmp_path / "old.pth")
+    predictor = Predictor(tmp_path / "old.pth", backend="torch")
+    assert predictor.postprocessing.threshold == (0.7,) * 6 and not predictor.setup.flip_tta
+    assert pd.notna(predictor.setup.describe())
