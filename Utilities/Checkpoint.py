@@ -7,7 +7,6 @@ A checkpoint holds only tensors and plain Python values, so it loads with
 
 from __future__ import annotations
 
-import os
 import pickle
 import subprocess
 import warnings
@@ -18,6 +17,7 @@ import torch
 
 from Utilities.Config import TrainConfig
 from Utilities.Errors import MissingFile
+from Utilities.Files import atomic_write
 from Utilities.Postprocess import InferenceSetup, PostProcessing
 from Utilities.Resnet_Unet import build_model
 
@@ -39,12 +39,8 @@ def git_commit(folder: str | Path) -> str | None:
 
 
 def atomic_save(payload: dict, path: str | Path) -> None:
-    """Write to a temporary file, then rename: a kill at any moment leaves the old or the new file, whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` through ``Files.atomic_write``: a kill while saving leaves the previous checkpoint whole."""
+    atomic_write(path, lambda partial: torch.save(payload, partial))
 
 
 def save_checkpoint(

@@ -35,6 +35,15 @@ def add_config_options(parser: argparse.ArgumentParser, names: tuple[str, ...] |
                                 default=argparse.SUPPRESS, metavar=_metavar(types[f.name]), help=help_text(f))
 
 
+def checkpoint_command(description: str, epilog: str, checkpoint_help: str) -> argparse.ArgumentParser:
+    """A command on a trained checkpoint: ``--checkpoint`` and ``--root`` (where its data set and split file are)."""
+    parser = argparse.ArgumentParser(description=description, epilog=epilog)
+    parser.add_argument("--checkpoint", required=True, type=Path, help=checkpoint_help)
+    parser.add_argument("--root", type=Path, default=Path("."), help="project folder the data set and split file "
+                        "are relative to (default: .)")
+    return parser
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The config the parsed options describe: the recipe (if any) with the options given on top."""
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name) and f.name != "root"}

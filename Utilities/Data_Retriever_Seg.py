@@ -2,80 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, WeightedRandomSampler
+from tqdm.auto import tqdm
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from albumentations.pytorch import ToTensorV2  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, WeightedRandomSampler  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Distributed import rank, world_size  # noqa: E402
-from Utilities.Errors import MissingFile  # noqa: E402
-from Utilities.Formats import DataSource, Sample, open_source  # noqa: E402
-from Utilities.Validate_data import DataError, decode_image  # noqa: E402
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB from any image file; ``ValueError`` naming the file and the reason if it cannot be.
-
-    16-bit images are scaled to 8 bits, grey ones repeated into three
-    channels, an alpha channel dropped (see ``decode_image`` for what is refused).
-    """
-    image = decode_image(path)
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-
-
-def _augment() -> list:
-    """Flips, 90-degree turns and mild photometric change: defects have no preferred orientation."""
-    return [
-        A.HorizontalFlip(p=0.5),
-        A.VerticalFlip(p=0.5),
-        A.RandomRotate90(p=0.5),
-        A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5),
-    ]
-
-
-def _finish(mean, std) -> list:
-    return [A.Normalize(mean=mean, std=std), ToTensorV2(transpose_mask=True)]
-
-
-def _resize(image_size: int) -> A.Resize:
-    return A.Resize(image_size, image_size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST)
-
-
-def train_transforms(image_size: int, mean, std, full_resolution: bool = False) -> A.Compose:
-    """Augmented training pipeline: every image resized to ``image_size``, or, with
-    ``full_resolution``, an ``image_size`` crop at the image's own resolution
-    that holds a defect where the image has one (small defects survive intact).
-    """
-    if full_resolution:
-        size = [
-            A.PadIfNeeded(image_size, image_size, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
-            A.CropNonEmptyMaskIfExists(image_size, image_size),
-        ]
-    else:
-        size = [_resize(image_size)]
-    return A.Compose(size + _augment() + _finish(mean, std))
-
-
-def eval_transforms(image_size: int, mean, std, full_resolution: bool = False) -> A.Compose:
-    """Validation pipeline: resize to ``image_size``, or, with ``full_resolution``, the
-    whole image as it is (the model pads it; see ``Resnet_Unet.padded_forward``).
-    """
-    return A.Compose(([] if full_resolution else [_resize(image_size)]) + _finish(mean, std))
+from Utilities.Config import TrainConfig
+from Utilities.Distributed import rank, world_size
+from Utilities.Errors import MissingFile
+from Utilities.Formats import DataSource, Sample, open_source
+from Utilities.Images import read_image
+from Utilities.Transforms import eval_transforms, train_transforms
+from Utilities.Validate_data import DataError
 
 
 class SegmentationDataset(Dataset):

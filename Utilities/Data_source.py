@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from Utilities.Validate_data import IMAGE_SUFFIXES, DataReport, image_size
+from Utilities.Images import IMAGE_SUFFIXES, image_size
+from Utilities.Validate_data import DataReport
 
 NO_DEFECT = "free"
 BINARY_CLASSES = ("defect",)

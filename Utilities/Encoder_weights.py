@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from Utilities.Files import atomic_write
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -124,10 +126,7 @@ def imagenet_state_dict(encoder: str) -> tuple[dict[str, torch.Tensor], dict[str
     if cached.exists():
         return load_file(str(cached), device="cpu"), provenance
     state = _rename_to_timm(torch.load(source, map_location="cpu", weights_only=True), entry.timm_name, source)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_name(cached.name + f".{os.getpid()}.tmp")
-    save_file(state, str(partial))
-    os.replace(partial, cached)  # whole or absent, also when two processes convert at once
+    atomic_write(cached, lambda partial: save_file(state, str(partial)))  # whole or absent, also for two processes at once
     return state, provenance
 
 

@@ -15,7 +15,6 @@ checkpoint's inference setup (``Utilities.Tune``), through the same
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,13 +23,16 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from Utilities.Cli import checkpoint_command
 from Utilities.Config import TrainConfig
 from Utilities.Crack_metrics import TOLERANCE, CrackMeter
-from Utilities.Data_Retriever_Seg import read_image, source_of, split_table
+from Utilities.Data_Retriever_Seg import source_of, split_table
 from Utilities.Errors import UserError, run_command
 from Utilities.Formats import DataSource
+from Utilities.Images import read_image
 from Utilities.Inference import Predictor
 from Utilities.Meter import Meter
+from Utilities.Validation_split import names_in
 
 SPLITS = ("train", "val", "test")
 CRACK_SUMMARY = ("precision", "recall", "f1", "strict_precision", "strict_recall", "strict_f1", "strict_iou")
@@ -190,8 +192,7 @@ def predictions(predictor: Predictor, source: DataSource, names, batch_size: int
 
 def split_names(config: TrainConfig, part: str) -> list[str]:
     """The samples of one part (train, val, test) of the config's split file."""
-    table = split_table(config)
-    names = list(table.loc[table["split"] == part, "image"])
+    names = names_in(split_table(config), part)
     if not names:
         raise UserError(f"{config.split_path} lists no {part} images")
     return names
@@ -215,15 +216,12 @@ def predictor_for(checkpoint: str | Path, root: str | Path, **options) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description="Score a checkpoint on one part of its split, with the inference setup stored in it (the masks "
-                    "python -m Utilities.Inference writes); writes one row per image and a summary.",
-        epilog="Exit status: 0 scored, 2 bad arguments or data.")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a Models/<run>_best.pth")
+    parser = checkpoint_command(
+        "Score a checkpoint on one part of its split, with the inference setup stored in it (the masks "
+        "python -m Utilities.Inference writes); writes one row per image and a summary.",
+        "Exit status: 0 scored, 2 bad arguments or data.", "a Models/<run>_best.pth")
     parser.add_argument("--split", choices=SPLITS, default="test", help="part of the split file to score "
                         "(default: test; choose everything on val first: python -m Utilities.Tune)")
-    parser.add_argument("--root", type=Path, default=Path("."), help="project folder the data set and split file "
-                        "are relative to (default: .)")
     parser.add_argument("--out", type=Path, help="folder for <run>_<split>_images.csv and <run>_<split>_summary.csv "
                         "(default: the checkpoint's folder)")
     parser.add_argument("--backend", choices=("auto", "openvino", "torch"), default="auto",

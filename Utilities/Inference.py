@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from Utilities.Architectures import split_image_logits
 from Utilities.Checkpoint import load_checkpoint, stored_inference_setup
 from Utilities.Config import TrainConfig
-from Utilities.Data_Retriever_Seg import eval_transforms
 from Utilities.Errors import run_command
 from Utilities.Fast_inference import BACKENDS, OpenVinoModel, choose_backend, optimise_for_inference
 from Utilities.Hardware import autocast, autocast_dtype, default_device
@@ -34,6 +33,7 @@ from Utilities.Postprocess import DOMINANT_THRESHOLD, InferenceSetup, PostProces
 from Utilities.Predict_folder import EXIT_SOME_FAILED, REPORT, image_files, predict_folder
 from Utilities.Resnet_Unet import padded_forward, padded_side
 from Utilities.Sliding_window import window_rows
+from Utilities.Transforms import eval_transforms
 
 TILE_SIZE = 1024
 COMPILED_BATCH = 16  # images per call of a compiled model

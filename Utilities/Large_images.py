@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import pyvips
 
-from Utilities.Plots import COLOURS, OVERLAY_ALPHA
+from Utilities.Overlay import COLOURS, OVERLAY_ALPHA
 from Utilities.Postprocess import DOMINANT_THRESHOLD, defect_present, dominant_class, label_map
 from Utilities.Sliding_window import window_rows
 

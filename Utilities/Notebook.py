@@ -15,7 +15,6 @@ def setup_notebook() -> tuple[Path, bool]:
     folder; ``SEG_QUICK=1`` turns quick
     mode on (a few minutes on 2 CPU cores instead of the full run).
     """
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network here: skip the hub's retries
     import matplotlib.pyplot as plt
     import pandas as pd

@@ -9,11 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from Utilities.Data_Retriever_Seg import read_image
 from Utilities.Extract_masks import parse_voc_xml
-
-# One distinct RGB colour per class channel (tab10).
-COLOURS = [tuple(int(255 * c) for c in plt.cm.tab10(i)[:3]) for i in range(10)]
+from Utilities.Images import read_image
+from Utilities.Overlay import COLOURS, overlay
 
 
 def draw_boxes(image: np.ndarray, xml_path: str | Path, classes: tuple[str, ...]) -> np.ndarray:
@@ -52,26 +50,6 @@ def plot_history(history: pd.DataFrame, scores: list[str] | tuple[str, ...] = ("
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
-
-
-OVERLAY_ALPHA = 0.45  # how strongly a class colour tints the image
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, colours=COLOURS, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """``image`` with each channel of a ``(C, H, W)`` 0/1 mask tinted in its colour (class colours by default;
-    where channels overlap, the last one's)."""
-    labels = np.zeros(image.shape[:2], np.uint8)
-    for k, channel in enumerate(mask):
-        labels = np.where(channel > 0, k + 1, labels).astype(np.uint8)
-    return tint(image, labels, colours, alpha)
-
-
-def tint(image: np.ndarray, labels: np.ndarray, colours=COLOURS, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """``image`` with the pixels of an ``(H, W)`` label map (0 none, k the k-th colour) tinted in their colour."""
-    palette = np.zeros((1, 256, 3), np.uint8)
-    palette[0, 1 : len(colours[:255]) + 1] = colours[:255]
-    tinted = cv2.addWeighted(image, 1 - alpha, cv2.LUT(cv2.merge([labels] * 3), palette), alpha, 0)
-    return cv2.copyTo(tinted, (labels > 0).astype(np.uint8), image.copy())
 
 
 def show_prediction(

@@ -4,7 +4,6 @@ above the tile size streamed (``Large_images``). The command is ``python -m Util
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,11 +13,11 @@ import pandas as pd
 import pyvips
 from tqdm.auto import tqdm
 
-from Utilities.Data_Retriever_Seg import read_image
+from Utilities.Files import atomic_write
+from Utilities.Images import IMAGE_SUFFIXES, read_image
 from Utilities.Large_images import header_size, overlay_jpeg, predict_large_image
-from Utilities.Plots import tint
+from Utilities.Overlay import tint
 from Utilities.Postprocess import defect_present, label_map
-from Utilities.Validate_data import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from Utilities.Inference import Predictor
@@ -54,13 +53,6 @@ def encode(suffix: str, image: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary name, then rename: a kill never leaves a half-written file under ``path``."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
-
-
 def _previous_report(out: Path, overwrite: bool, columns: list[str]) -> dict[str, dict]:
     """Rows of an earlier run whose outputs are all there, by file; the report rewritten without a torn last line,
     with ``columns`` (a report from an older version gains the new ones, empty)."""
@@ -73,8 +65,7 @@ def _previous_report(out: Path, overwrite: bool, columns: list[str]) -> dict[str
     table = table[table["status"].isin(["ok", "failed"])]  # a row cut short by a kill reads as NaN here
     kept = {row["file"]: row for row in table.to_dict("records")
             if row["status"] == "failed" or all(p.exists() for p in output_paths(out, Path(row["file"])))}
-    pd.DataFrame(list(kept.values()), columns=columns).to_csv(report.with_suffix(".partial"), index=False)
-    os.replace(report.with_suffix(".partial"), report)
+    atomic_write(report, lambda partial: pd.DataFrame(list(kept.values()), columns=columns).to_csv(partial, index=False))
     return {file: row for file, row in kept.items() if row["status"] == "ok"}
 
 
@@ -99,8 +90,9 @@ def _write_outputs(out: Path, path: Path, labels: np.ndarray, overlay_bytes: byt
                    max_probability: np.ndarray, defect: bool, classes: tuple[str, ...]) -> dict:
     """Write an image's overlay and label mask; its report row."""
     mask_path, overlay_path = output_paths(out, path)
-    write_atomically(overlay_path, overlay_bytes)
-    write_atomically(mask_path, encode(".png", labels))  # last: its presence says the image is done
+    mask_bytes = encode(".png", labels)
+    atomic_write(overlay_path, lambda partial: partial.write_bytes(overlay_bytes))
+    atomic_write(mask_path, lambda partial: partial.write_bytes(mask_bytes))  # last: its presence says the image is done
     row = {"file": str(path), "status": "ok", "reason": "", "height": labels.shape[0], "width": labels.shape[1],
            "defect": int(defect)}
     for k, name in enumerate(classes):
@@ -146,8 +138,7 @@ def predict_folder(
         _append_rows(out / REPORT, new_rows, predictor.classes)
         rows |= {row["file"]: row for row in new_rows}
     report = pd.DataFrame([rows[str(p)] for p in files], columns=_report_columns(predictor.classes))
-    report.to_csv(out / f".{REPORT}.partial", index=False)
-    os.replace(out / f".{REPORT}.partial", out / REPORT)
+    atomic_write(out / REPORT, lambda partial: report.to_csv(partial, index=False))
     return report
 
 

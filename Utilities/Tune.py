@@ -18,14 +18,12 @@ on a tie the cheaper one wins (no flips before flips, plain before tuned).
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch
 
 from Utilities.Checkpoint import store_inference_setup
+from Utilities.Cli import checkpoint_command
 from Utilities.Crack_metrics import THRESHOLDS as CRACK_THRESHOLDS
 from Utilities.Crack_metrics import TOLERANCE, CrackMeter
 from Utilities.Data_Retriever_Seg import source_of
@@ -98,13 +96,11 @@ def _score(config, postprocessing: PostProcessing, probabilities, classes, score
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description="Choose the inference setup on val (flip TTA, dominant class, thresholds, smallest blob, image "
-                    "gate) and store it in the checkpoint; Evaluate, Inference and Predictor then use it.",
-        epilog="Exit status: 0 stored, 2 bad arguments or data. Next: python -m Utilities.Evaluate --checkpoint M")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a Models/<run>_best.pth (rewritten in place)")
-    parser.add_argument("--root", type=Path, default=Path("."), help="project folder the data set and split file "
-                        "are relative to (default: .)")
+    parser = checkpoint_command(
+        "Choose the inference setup on val (flip TTA, dominant class, thresholds, smallest blob, image gate) and "
+        "store it in the checkpoint; Evaluate, Inference and Predictor then use it.",
+        "Exit status: 0 stored, 2 bad arguments or data. Next: python -m Utilities.Evaluate --checkpoint M",
+        "a Models/<run>_best.pth (rewritten in place)")
     parser.add_argument("--flip-tta", choices=("auto", "on", "off"), default="auto", help="auto: try both and keep "
                         "the better on val; on/off: fix it (default: auto)")
     parser.add_argument("--dominant-class", choices=("auto", "on", "off"), default="auto", help="the same for "

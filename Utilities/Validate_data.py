@@ -11,14 +11,8 @@ outside the image (they are clipped when masks are made), unlabelled images.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import cv2
-import numpy as np
 
 from Utilities.Errors import UserError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class DataError(UserError, ValueError):
@@ -57,34 +51,3 @@ class DataReport:
         if self.errors:
             raise DataError(f"the data set has errors; nothing was trained:\n{self}")
         return self
-
-
-def decode_image(path: str | Path) -> np.ndarray:
-    """The image as stored (OpenCV's BGR order, 8 or 16 bit, 1, 3 or 4 channels); ``ValueError`` naming the
-    file and the reason if it does not decode.
-
-    The content decides, not the name (a PNG named ``.jpg`` reads). A JPEG
-    without its end-of-image marker is refused: OpenCV decodes a truncated
-    JPEG with a grey bottom and only a warning.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read the file ({error.strerror})") from error
-    if not data:
-        raise ValueError(f"{path}: empty file")
-    if data[:2] == b"\xff\xd8" and data.rstrip(b"\0")[-2:] != b"\xff\xd9":
-        raise ValueError(f"{path}: truncated JPEG (no end-of-image marker)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"{path}: not an image OpenCV can decode")
-    return image
-
-
-def image_size(path: Path) -> tuple[int, int] | None:
-    """``(height, width)``, or ``None`` for a file that does not decode or a JPEG cut short."""
-    try:
-        return decode_image(path).shape[:2]
-    except ValueError:
-        return None

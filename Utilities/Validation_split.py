@@ -79,6 +79,11 @@ def split_source(source: DataSource, test: int | float = 0.2, val: int | float =
     return table
 
 
+def names_in(split: pd.DataFrame, part: str) -> list[str]:
+    """The image names of one part (``train``, ``val``, ``test``) of a split table."""
+    return list(split.loc[split["split"] == part, "image"])
+
+
 def load_or_write_split(path: str | Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """The split file at ``path``; the first time, ``make()``'s split written there (to be committed), so
     that every later run, and everyone else, uses the same one."""
@@ -114,7 +119,7 @@ def move_test_images(split: pd.DataFrame, root: str | Path) -> int:
         Number of files moved; 0 when run again.
     """
     source = VocSource(root)
-    return _move(source, split.loc[split["split"] == "test", "image"], source.held_out_dirs)
+    return _move(source, names_in(split, "test"), source.held_out_dirs)
 
 
 def undo_test_split(root: str | Path) -> int:

@@ -16,17 +16,11 @@ Usage::
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")  # the report is the table, not progress bars
-
-
-from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train_or_reload, tune  # noqa: E402
-from Utilities.Data_Retriever_Seg import source_of  # noqa: E402
-from Utilities.Evaluate import score_split, split_names  # noqa: E402
+from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train_or_reload, tune
+from Utilities.Data_Retriever_Seg import source_of
+from Utilities.Evaluate import score_split, split_names
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "crack_experiments.csv"

@@ -19,25 +19,21 @@ minutes to a good model.
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pandas as pd
+import segmentation_models_pytorch as smp
+import torch
 
-import pandas as pd  # noqa: E402
-import segmentation_models_pytorch as smp  # noqa: E402
-import torch  # noqa: E402
-
-from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Fast_inference import optimise_for_inference  # noqa: E402
-from Utilities.Hardware import autocast, autocast_dtype, prepare_for_training  # noqa: E402
-from Utilities.Losses import make_loss  # noqa: E402
-from Utilities.Optim import make_optimizer  # noqa: E402
-from Utilities.Resnet_Unet import model_for  # noqa: E402
+from Utilities.Config import TrainConfig
+from Utilities.Fast_inference import optimise_for_inference
+from Utilities.Hardware import autocast, autocast_dtype, prepare_for_training
+from Utilities.Losses import make_loss
+from Utilities.Optim import make_optimizer
+from Utilities.Resnet_Unet import model_for
 
 CPU = torch.device("cpu")
 BATCH, WARMUP = 8, 3

@@ -21,17 +21,11 @@ empty); only the configuration chosen on val is scored on test.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")  # the report is the table, not progress bars
-
-
-from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train_or_reload, tune  # noqa: E402
-from Utilities.Evaluate import evaluate_source, held_out_set  # noqa: E402
-from Utilities.Inference import Predictor  # noqa: E402
+from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train_or_reload, tune
+from Utilities.Evaluate import evaluate_source, held_out_set
+from Utilities.Inference import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "neu_experiments.csv"

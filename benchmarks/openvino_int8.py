@@ -11,24 +11,20 @@ quantised top-down Add cannot broadcast.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from benchmarks.default_model import interleaved_rates, medians  # noqa: E402
-from benchmarks.speed import ROOT, TRAINED  # noqa: E402
-from Utilities.Checkpoint import load_checkpoint  # noqa: E402
-from Utilities.Data_Retriever_Seg import read_image, split_table  # noqa: E402
-from Utilities.Evaluate import evaluate_source, held_out_set  # noqa: E402
-from Utilities.Fast_inference import convert_for_openvino  # noqa: E402
-from Utilities.Inference import Predictor  # noqa: E402
-from Utilities.Resnet_Unet import padded_side  # noqa: E402
+from benchmarks.default_model import interleaved_rates, medians
+from benchmarks.speed import ROOT, TRAINED
+from Utilities.Checkpoint import load_checkpoint
+from Utilities.Data_Retriever_Seg import split_table
+from Utilities.Evaluate import evaluate_source, held_out_set
+from Utilities.Fast_inference import convert_for_openvino
+from Utilities.Images import read_image
+from Utilities.Inference import Predictor
+from Utilities.Resnet_Unet import padded_side
 
 
 def openvino_int8(checkpoint: Path, calibration: list[np.ndarray]) -> Predictor:

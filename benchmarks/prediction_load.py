@@ -25,19 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")
+import cv2
+import pandas as pd
 
-import cv2  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from Utilities.Checkpoint import save_checkpoint  # noqa: E402
-from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Data_Retriever_Seg import read_image  # noqa: E402
-from Utilities.Inference import Predictor  # noqa: E402
-from Utilities.Predict_folder import predict_folder  # noqa: E402
-from Utilities.Resnet_Unet import build_model  # noqa: E402
+from Utilities.Checkpoint import save_checkpoint
+from Utilities.Config import TrainConfig
+from Utilities.Images import read_image
+from Utilities.Inference import Predictor
+from Utilities.Predict_folder import predict_folder
+from Utilities.Resnet_Unet import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "prediction_load.md"

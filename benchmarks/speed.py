@@ -29,34 +29,25 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")  # the report is the table, not progress bars
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Subset
+from torch.utils.flop_counter import FlopCounterMode
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import DataLoader, Subset  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from benchmarks import default_model  # noqa: E402
-from Utilities.Checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Data_Retriever_Seg import (  # noqa: E402
-    SegmentationDataset,
-    make_loaders,
-    source_of,
-    split_table,
-    train_transforms,
-)
-from Utilities.Evaluate import evaluate_source, held_out_set  # noqa: E402
-from Utilities.Hardware import autocast, autocast_dtype, prepare_model  # noqa: E402
-from Utilities.Inference import Predictor  # noqa: E402
-from Utilities.Losses import make_loss  # noqa: E402
-from Utilities.Onnx_export import export_onnx, onnx_predict, onnx_session, quantize_int8  # noqa: E402
-from Utilities.Optim import make_optimizer  # noqa: E402
-from Utilities.Resnet_Unet import build_model, model_for  # noqa: E402
-from Utilities.Trainer import fit, train_one_epoch  # noqa: E402
+from benchmarks import default_model
+from Utilities.Checkpoint import load_checkpoint, save_checkpoint
+from Utilities.Config import TrainConfig
+from Utilities.Data_Retriever_Seg import SegmentationDataset, make_loaders, source_of, split_table
+from Utilities.Evaluate import evaluate_source, held_out_set
+from Utilities.Hardware import autocast, autocast_dtype, prepare_model
+from Utilities.Inference import Predictor
+from Utilities.Losses import make_loss
+from Utilities.Onnx_export import export_onnx, onnx_predict, onnx_session, quantize_int8
+from Utilities.Optim import make_optimizer
+from Utilities.Resnet_Unet import build_model, model_for
+from Utilities.Trainer import fit, train_one_epoch
+from Utilities.Transforms import train_transforms
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -8,19 +8,16 @@ machine that speeds up or slows down during the run affects them all alike.
 
 from __future__ import annotations
 
-import os
 import statistics
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pandas as pd
+import torch
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks.default_model import BATCH, _plain_loss, interleaved_rates, training_step  # noqa: E402
-from Utilities.Config import TrainConfig  # noqa: E402
-from Utilities.Fast_layers import for_cpu_training, with_fast_merge  # noqa: E402
-from Utilities.Losses import make_loss  # noqa: E402
-from Utilities.Resnet_Unet import model_for  # noqa: E402
+from benchmarks.default_model import BATCH, _plain_loss, interleaved_rates, training_step
+from Utilities.Config import TrainConfig
+from Utilities.Fast_layers import for_cpu_training, with_fast_merge
+from Utilities.Losses import make_loss
+from Utilities.Resnet_Unet import model_for
 
 ROUNDS, STEPS_PER_ROUND, WARMUP = 5, 6, 3
 

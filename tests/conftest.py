@@ -1,20 +1,21 @@
 """Shared fixtures: tiny NEU-DET style data sets made on the fly."""
 
 import os
+from pathlib import Path
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+import cv2
+import numpy as np
+import pytest
+import torch
 
-from pathlib import Path  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from Utilities.Extract_masks import NEU_DET_CLASSES  # noqa: E402
+from Utilities.Extract_masks import NEU_DET_CLASSES
 
 torch.set_num_threads(2)
+
+
+def pytest_configure(config):
+    """No network in tests: the hub client reads this when first imported, which the test modules do later."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def write_voc_xml(path: Path, filename: str, width: int, height: int, boxes: list[tuple]) -> None:

@@ -3,13 +3,10 @@ import pytest
 import torch
 
 from Utilities.Config import TrainConfig
-from Utilities.Data_Retriever_Seg import (
-    SegmentationDataset,
-    eval_transforms,
-    make_loaders,
-    read_image,
-)
+from Utilities.Data_Retriever_Seg import SegmentationDataset, make_loaders
 from Utilities.Formats import VocSource
+from Utilities.Images import read_image
+from Utilities.Transforms import eval_transforms
 from Utilities.Validation_split import all_image_names, make_split, stratified_split
 
 

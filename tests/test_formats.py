@@ -7,7 +7,8 @@ import pytest
 import scipy.io
 from conftest import make_neu_like
 
-from Utilities.Formats import FORMATS, open_source, read_severstal_csv, write_severstal_submission
+from Utilities.Annotation_files import read_severstal_csv, write_severstal_submission
+from Utilities.Formats import FORMATS, open_source
 from Utilities.Rle import mask_to_rle
 from Utilities.Validate_data import DataError
 
@@ -309,12 +310,14 @@ def test_every_registered_format_has_a_case_below():
 @pytest.mark.parametrize("data_format", list(FORMAT_CASES))
 def test_every_format_trains_evaluates_and_predicts(tmp_path, data_format):
     from Utilities.Config import TrainConfig
-    from Utilities.Data_Retriever_Seg import make_loaders, read_image
+    from Utilities.Data_Retriever_Seg import make_loaders
     from Utilities.Evaluate import evaluation_table
+    from Utilities.Images import read_image
     from Utilities.Inference import Predictor
     from Utilities.Predict_folder import predict_folder
     from Utilities.Resnet_Unet import build_model
     from Utilities.Trainer import fit
+    from Utilities.Validation_split import names_in
 
     make, classes, options = FORMAT_CASES[data_format]
     make(tmp_path / "data")
@@ -331,7 +334,7 @@ def test_every_format_trains_evaluates_and_predicts(tmp_path, data_format):
     assert len(history) == 1 and 0 <= history[f"val_{config.monitor}"].item() <= 1
 
     predictor = Predictor(tmp_path / "Models" / f"{data_format}_best.pth")
-    val_names = list(split.loc[split["split"] == "val", "image"])
+    val_names = names_in(split, "val")
     table = evaluation_table(predictor, open_source(data_format, tmp_path / "data", classes, config.binary), val_names)
     assert list(table.index) == [*config.channels, "overall"]
     assert table[["iou", "dice", "precision", "recall", "detection"]].stack().between(0, 1).all()
@@ -359,7 +362,8 @@ def test_split_source_is_seeded_and_stratified_by_label(tmp_path):
 def test_defect_sampler_draws_defects_that_often(tmp_path):
     import torch
 
-    from Utilities.Data_Retriever_Seg import SegmentationDataset, defect_sampler, eval_transforms
+    from Utilities.Data_Retriever_Seg import SegmentationDataset, defect_sampler
+    from Utilities.Transforms import eval_transforms
 
     source = open_source("magnetic_tile", make_magnetic_tile(tmp_path / "mt"), classes=("Blowhole", "Crack"), binary=True)
     dataset = SegmentationDataset(source, source.samples(), eval_transforms(32, (0.5,) * 3, (0.25,) * 3, True))

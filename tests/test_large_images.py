@@ -11,7 +11,7 @@ import torch
 from tests.test_predict_folder import ROOT, make_checkpoint, noise
 from Utilities import Large_images
 from Utilities.Checkpoint import store_inference_setup
-from Utilities.Data_Retriever_Seg import read_image
+from Utilities.Images import read_image
 from Utilities.Inference import Predictor
 from Utilities.Large_images import RowReader, open_rgb
 from Utilities.Postprocess import InferenceSetup, PostProcessing, label_map

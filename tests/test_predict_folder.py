@@ -141,7 +141,7 @@ def test_windows_and_whole_image_agree_on_a_real_magnetic_tile(tmp_path):
     (the default is 1024): U-Net/EfficientNet-Lite2 with ImageNet encoder weights and a random decoder agreed
     on 91% of pixels with 384 px windows here, and FPN's GroupNorm normalises over whatever extent it is given.
     """
-    from Utilities.Data_Retriever_Seg import read_image
+    from Utilities.Images import read_image
 
     tile = read_image(ROOT.parent / "shared" / "datasets" / "Magnetic-Tile" / "MT_Break" / "Imgs" / "exp1_num_116934.jpg")
     image = cv2.resize(tile, None, fx=2, fy=2)  # 494x1184: several windows each way

@@ -87,3 +87,12 @@ def test_a_checkpoints_config_loads_for_prediction_although_its_loss_was_renamed
         TrainConfig.from_dict(stored, training=True)  # resuming trains: checked
     with pytest.raises(UnknownName, match="architecture"):
         TrainConfig.from_dict({**stored, "arch": "Unetz"})  # prediction builds the model: checked
+
+
+def test_prediction_imports_neither_matplotlib_nor_the_data_loaders():
+    import subprocess
+    import sys
+
+    code = "import sys, Utilities.Inference; print(sorted({'matplotlib', 'Utilities.Data_Retriever_Seg', 'Utilities.Trainer'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=UTILITIES.parent, check=True)
+    assert done.stdout.strip() == "[]"

@@ -6,6 +6,7 @@ from Utilities.Validation_split import (
     load_or_write_split,
     make_split,
     move_test_images,
+    names_in,
     undo_test_split,
 )
 
@@ -24,7 +25,7 @@ def test_move_is_idempotent_and_can_be_undone(neu_like):
     assert move_test_images(split, neu_like) == 0
     assert held_out_counts(neu_like).tolist() == [1] * 6
     assert len(list((neu_like / "IMAGES").glob("*.jpg"))) == 18
-    test_images = set(split.loc[split["split"] == "test", "image"])
+    test_images = set(names_in(split, "test"))
     assert {p.name for p in (neu_like / "Validation_Images").glob("*.jpg")} == test_images
     assert undo_test_split(neu_like) == 12
     assert len(list((neu_like / "IMAGES").glob("*.jpg"))) == 24

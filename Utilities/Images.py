@@ -1,0 +1,59 @@
+"""Decoding image files: the one place every reader, loader, prediction and check decodes through.
+
+Needs OpenCV and NumPy only, so prediction and data checks decode without
+importing albumentations, the DataLoader code or matplotlib.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def decode_image(path: str | Path) -> np.ndarray:
+    """The image as stored (OpenCV's BGR order, 8 or 16 bit, 1, 3 or 4 channels); ``ValueError`` naming the
+    file and the reason if it does not decode.
+
+    The content decides, not the name (a PNG named ``.jpg`` reads). A JPEG
+    without its end-of-image marker is refused: OpenCV decodes a truncated
+    JPEG with a grey bottom and only a warning.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the file ({error.strerror})") from error
+    if not data:
+        raise ValueError(f"{path}: empty file")
+    if data[:2] == b"\xff\xd8" and data.rstrip(b"\0")[-2:] != b"\xff\xd9":
+        raise ValueError(f"{path}: truncated JPEG (no end-of-image marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: not an image OpenCV can decode")
+    return image
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)``, or ``None`` for a file that does not decode or a JPEG cut short."""
+    try:
+        return decode_image(path).shape[:2]
+    except ValueError:
+        return None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB from any image file; ``ValueError`` naming the file and the reason if it cannot be.
+
+    16-bit images are scaled to 8 bits, grey ones repeated into three
+    channels, an alpha channel dropped (see ``decode_image`` for what is refused).
+    """
+    image = decode_image(path)
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
