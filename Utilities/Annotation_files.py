@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
+from Utilities.Errors import MissingFile
 from Utilities.Rle import mask_to_rle
 
 
@@ -44,7 +45,7 @@ def read_severstal_csv(path: str | Path) -> pd.DataFrame:
     """A Severstal ``train.csv`` in either column style as ``ImageId, ClassId, EncodedPixels``."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: Severstal train.csv not found")
+        raise MissingFile(f"{path}: Severstal train.csv not found")
     table = pd.read_csv(path, dtype={"EncodedPixels": str})
     if "ImageId_ClassId" in table.columns:  # the competition's first format: 0002cc93b.jpg_1
         parts = table["ImageId_ClassId"].str.rsplit("_", n=1, expand=True)

@@ -16,7 +16,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from Utilities.Config import TrainConfig
-from Utilities.Errors import MissingFile
+from Utilities.Errors import ConfigError, MissingFile
 from Utilities.Files import atomic_write
 from Utilities.Postprocess import InferenceSetup, PostProcessing
 from Utilities.Resnet_Unet import build_model
@@ -73,7 +73,7 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: refused to load; the file holds objects other than tensors and plain values, "
             f"which could run code when unpickled. Only load it with weights_only=False if you trust "
             f"its author. ({str(error).splitlines()[0]})"
@@ -102,14 +102,14 @@ def stored_inference_setup(checkpoint: dict, config: TrainConfig) -> InferenceSe
 def check_resumable(checkpoint: dict, wanted: dict, path: str | Path) -> None:
     """Raise, naming both sides, unless ``checkpoint`` is a last checkpoint of the same run settings."""
     if "optimizer" not in checkpoint:
-        raise ValueError(f"{path} is not a _last.pth checkpoint (it holds no optimiser state); resume from <run>_last.pth")
+        raise ConfigError(f"{path} is not a _last.pth checkpoint (it holds no optimiser state); resume from <run>_last.pth")
     saved = TrainConfig.from_dict(checkpoint["config"], training=True).to_dict()  # settings added since: defaults
     if _describe(saved) != _describe(wanted):
-        raise ValueError(f"{path} holds {_describe(saved)}, but this run builds {_describe(wanted)}")
+        raise ConfigError(f"{path} holds {_describe(saved)}, but this run builds {_describe(wanted)}")
     differ = [f"{k}: checkpoint {saved.get(k)!r}, this run {wanted.get(k)!r}"
               for k in TrainConfig.settings("resume") if saved.get(k) != wanted.get(k)]
     if differ:
-        raise ValueError(f"{path} was trained with other settings; resume with the same ones ({'; '.join(differ)})")
+        raise ConfigError(f"{path} was trained with other settings; resume with the same ones ({'; '.join(differ)})")
 
 
 def _describe(config: dict) -> str:
@@ -140,7 +140,7 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     try:
         model.load_state_dict(checkpoint.pop("state_dict"))
     except RuntimeError as error:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: weights do not fit {config.arch}/{config.encoder} with {len(config.channels)} classes "
             f"({str(error).splitlines()[0]})"
         ) from error

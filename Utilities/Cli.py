@@ -74,15 +74,20 @@ def _metavar(hint) -> str:
 
 def _option_type(hint):
     """An argparse type for a ``TrainConfig`` field of type ``hint``; ``none`` gives an optional field's ``None``."""
-    kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
-    kind = kinds[0]
-    if kind is bool:
-        parse = _boolean
-    elif typing.get_origin(kind) is tuple:
-        parse = lambda text: tuple(name.strip() for name in text.split(","))  # noqa: E731
-    else:
-        parse = kind
-    return (lambda text: None if text.lower() == "none" else parse(text)) if type(None) in typing.get_args(hint) else parse
+    kind = ([k for k in typing.get_args(hint) if k is not type(None)] or [hint])[0]
+    parse = _boolean if kind is bool else _names if typing.get_origin(kind) is tuple else kind
+    if type(None) not in typing.get_args(hint):
+        return parse
+
+    def optional(text: str):
+        return None if text.lower() == "none" else parse(text)
+
+    optional.__name__ = parse.__name__  # argparse names the type in its message: "invalid float value: 'abc'"
+    return optional
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(","))
 
 
 def _boolean(text: str) -> bool:

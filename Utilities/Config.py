@@ -88,7 +88,8 @@ class TrainConfig:
     scheduler: str = setting("onecycle", "learning-rate schedule, stepped every batch", resume=True,
                              names=lambda: SCHEDULERS)
     loss: str = setting("bce_dice", "training loss", resume=True, names=lambda: LOSSES)
-    dice_weight: float = setting(1.0, "the soft-Dice term's weight beside the pixel loss (*_dice losses)", resume=True)
+    dice_weight: float = setting(1.0, "the overlap term's weight (soft Dice, or Tversky) beside the pixel loss, in "
+                                      "the losses that have both", resume=True)
     image_loss_weight: float = setting(1.0, "the image head's cross-entropy term's weight", resume=True)
     precision: str = setting("auto", "training precision (auto: bfloat16 where the CPU has bf16 instructions, mixed "
                                      "precision on CUDA)", names=lambda: PRECISIONS)
@@ -124,6 +125,9 @@ class TrainConfig:
         check_architecture(self.arch)
         check_encoder(self.encoder)
         check_name("score family", self.scores, SCORE_FAMILIES)
+        if self.scores == "thin" and len(self.channels) != 1:
+            raise ConfigError(f"thin-structure scores need one channel, not {list(self.channels)}; merge the classes "
+                              "with binary=True (--binary true) or use scores='area'")
         for name in ("defect_fraction", "output_prior"):
             value = getattr(self, name)
             if value is not None and not 0 < value < 1:

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from Utilities.Errors import MissingFile
 from Utilities.Images import IMAGE_SUFFIXES, image_size
 from Utilities.Validate_data import DataReport
 
@@ -76,7 +77,7 @@ class DataSource:
         """Every labelled sample, sorted by name (listed once, then kept)."""
         if self._samples is None:
             if not self.root.is_dir():
-                raise FileNotFoundError(f"{self.root}: {self.format} data set folder not found")
+                raise MissingFile(f"{self.root}: {self.format} data set folder not found")
             self._samples = sorted(self._list(self._listing), key=lambda s: s.name)
             self._by_name = {s.name: s for s in self._samples}
         return self._samples

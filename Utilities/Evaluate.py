@@ -15,7 +15,6 @@ checkpoint's inference setup (``Utilities.Tune``), through the same
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,6 @@ from Utilities.Meter import Meter
 from Utilities.Validation_split import names_in
 
 SPLITS = ("train", "val", "test")
-CRACK_SUMMARY = ("precision", "recall", "f1", "strict_precision", "strict_recall", "strict_f1", "strict_iou")
 
 
 def evaluate_source(
@@ -66,40 +64,15 @@ def evaluate_source(
     return meter
 
 
-def evaluate_cracks(
-    predictor: Predictor,
-    source: DataSource,
-    names: list[str] | None = None,
-    tolerance: float = TOLERANCE,
-    thresholds: tuple[float, ...] | None = None,
-) -> CrackMeter:
-    """Tolerant and strict crack scores (``Utilities.Crack_metrics``) of a one-channel model.
-
-    Args:
-        thresholds: score the probabilities at each of these (a table to choose
-            from on val); ``None``: the predictor's masks, in one row indexed by
-            its threshold.
-    """
-    if len(predictor.classes) != 1:
-        raise UserError(f"crack scores need a one-channel model, not {list(predictor.classes)}")
-    meter = _crack_meter(predictor, tolerance, thresholds)
-    for _, probabilities, truth, image in predictions(predictor, source, names, 16, None):
-        _update_cracks(meter, predictor, probabilities, truth, image, thresholds)
-    return meter
+def _crack_meter(predictor: Predictor) -> CrackMeter:
+    """A meter of the predictor's masks: set to its one threshold, so that it counts exactly the mask's pixels."""
+    return CrackMeter(TOLERANCE, predictor.postprocessing.threshold)
 
 
-def _crack_meter(predictor: Predictor, tolerance: float, thresholds: tuple[float, ...] | None) -> CrackMeter:
-    return CrackMeter(tolerance, thresholds or predictor.postprocessing.threshold)
-
-
-def _update_cracks(meter: CrackMeter, predictor: Predictor, probabilities, truth, image, thresholds) -> None:
-    """Add one image: its probabilities at the meter's thresholds, or (``thresholds=None``) its mask, set to the
-    meter's one threshold where predicted so that the meter counts exactly the mask's pixels."""
-    if thresholds is None:
-        values = _masks(predictor, probabilities, image)[0, 0].numpy().astype(np.float32) * meter.thresholds[0]
-    else:
-        values = probabilities[0, 0].numpy()
-    meter.update(values, truth[0, 0].numpy())
+def _update_cracks(meter: CrackMeter, predictor: Predictor, probabilities, truth, image) -> None:
+    """Add one image's mask (at the meter's threshold where predicted, 0 elsewhere) and truth."""
+    mask = _masks(predictor, probabilities, image)[0, 0].numpy().astype(np.float32)
+    meter.update(mask * meter.thresholds[0], truth[0, 0].numpy())
 
 
 def evaluate_by_label(
@@ -138,13 +111,13 @@ def score_split(predictor: Predictor, source: DataSource, names: list[str]) -> t
     thin = predictor.config.scores == "thin"
     if thin and len(predictor.classes) != 1:
         raise UserError(f"thin-structure scores need a one-channel model, not {list(predictor.classes)}")
-    total = _crack_meter(predictor, TOLERANCE, None) if thin else Meter(predictor.classes, predictor.config.threshold)
+    total = _crack_meter(predictor) if thin else Meter(predictor.classes, predictor.config.threshold)
     rows = []
     for sample, probabilities, truth, image in predictions(predictor, source, names, 16, None):
         if thin:
-            meter = _crack_meter(predictor, TOLERANCE, None)
+            meter = _crack_meter(predictor)
             for each in (meter, total):
-                _update_cracks(each, predictor, probabilities, truth, image, None)
+                _update_cracks(each, predictor, probabilities, truth, image)
             rows.append({"image": sample.name, **meter.table().iloc[0].to_dict()})
         else:
             total.update(probabilities, truth, _masks(predictor, probabilities, image))
@@ -180,8 +153,8 @@ def predictions(predictor: Predictor, source: DataSource, names, batch_size: int
     predicted in batches, with the predictor's setup (flips, dominant class)."""
     if source.classes != predictor.classes:
         raise UserError(f"the model predicts {list(predictor.classes)} but {source.root} gives {list(source.classes)}")
+    source.check(None if names is None else list(names)[:limit]).raise_if_errors()  # every bad file named first
     samples = _samples(source, names, limit)
-    source.check([s.name for s in samples]).raise_if_errors()  # a test image without truth is an error, not a gap
     for start in tqdm(range(0, len(samples), batch_size), desc="evaluating", unit="batch"):
         chunk = samples[start : start + batch_size]
         images = [read_image(s.image) for s in chunk]
@@ -212,7 +185,7 @@ def evaluation_table(predictor: Predictor, source: DataSource, names: list[str] 
 def predictor_for(checkpoint: str | Path, root: str | Path, **options) -> tuple[Predictor, TrainConfig]:
     """The checkpoint's predictor and its config seen from the project folder ``root``."""
     predictor = Predictor(checkpoint, **options)
-    return predictor, replace(predictor.config, root=Path(root))
+    return predictor, TrainConfig.from_dict({**predictor.config.to_dict(), "root": str(root)})  # for prediction
 
 
 def main() -> None:

@@ -2,13 +2,13 @@
 
 For models of one input size, on a CPU where OpenVINO is installed (it is in
 ``requirements.txt``): the model converted by OpenVINO and compiled for this
-CPU, in bfloat16 where the CPU has bf16 instructions: 1.5-1.7x the PyTorch
-path end to end for FPN/EfficientNet-Lite2 on a 2-core Xeon. Otherwise, and on
+CPU, in bfloat16 where the CPU has bf16 instructions, faster than the PyTorch
+path end to end (docs/speed.md). Otherwise, and on
 CUDA: PyTorch eager with BatchNorm folded into the convolutions,
 channels-last, and bfloat16 weights on CPUs with bf16 instructions.
 Full-resolution models (every image at its own size) stay on PyTorch: there
-OpenVINO was no faster (43 against 43-45 img/s on Magnetic Tile) and took
-35-40% more memory on a 5000x4000 image, more as the image grew.
+OpenVINO was no faster and took more memory, more as the image grew
+(docs/prediction.md).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from torch.fx.proxy import TraceError
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from Utilities.Errors import ConfigError, UnknownName
 from Utilities.Hardware import prepare_model
 
 
@@ -83,11 +84,11 @@ def choose_backend(backend: str, device: torch.device, full_resolution: bool = F
     """``openvino`` or ``torch``: ``auto`` is OpenVINO for a model of one input size on a CPU where it is
     installed, else PyTorch (see above)."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+        raise UnknownName(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     if backend == "auto":
         return "openvino" if device.type == "cpu" and not full_resolution and _openvino_loads() else "torch"
     if backend == "openvino" and device.type != "cpu":
-        raise ValueError(f"the OpenVINO backend runs on the CPU, not on {device}")
+        raise ConfigError(f"the OpenVINO backend runs on the CPU, not on {device}")
     return backend
 
 

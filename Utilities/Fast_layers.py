@@ -4,8 +4,8 @@ smp's FPN merge wherever a model is prepared (``with_fast_merge``).
 Each replacement computes what the layer computed (the tests compare outputs
 and gradients), keeps its parameters, state dict keys and any shape logic of
 its own (timm's ``Conv2dSame``), and is a subclass of the layer it replaces,
-so checkpoints and the rest of the code do not notice. Times below: batch 8,
-2 cores (AMD EPYC, 2026-11-24), FPN/EfficientNet-Lite2 at 128 px.
+so checkpoints and the rest of the code do not notice. What each one gained,
+measured: docs/speed.md (``python -m benchmarks.training_changes``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ def is_depthwise(module: torch.nn.Module) -> bool:
 
 
 FLOAT32_UNDER_BF16 = {
-    # Layer types whose bf16 forward plus backward is slower than float32's on a CPU (oneDNN): a 5x5 depthwise
-    # layer 2.4-3.2x, a GroupNorm over (8, 128, 32, 32) channels-last 3.3 ms against 0.6.
+    # Layer types whose bf16 forward plus backward is slower than float32's on a CPU (oneDNN; docs/speed.md)
     "depthwise convolution": is_depthwise,
     "GroupNorm": lambda module: isinstance(module, torch.nn.GroupNorm),
 }
@@ -87,10 +86,8 @@ def for_cpu_training(model: torch.nn.Module, bfloat16: bool, float32_layers=tupl
     (or those named in ``float32_layers``) run in float32; with ``tiled``,
     depthwise convolutions with kernels above 3x3 compute their weight gradient
     from 3x3 pieces (``tiled_depthwise_weight_gradient``) where they run in
-    float32 (always, without bf16). FPN/EfficientNet-Lite2 training steps, one
-    change after the other (``python -m benchmarks.training_changes``, README):
-    39.7 img/s in bf16 autocast, 50.7 with the depthwise layers in float32,
-    53.9 with GroupNorm too, 54.3 with tiled weight gradients.
+    float32 (always, without bf16). Each change's gain, one after the other:
+    ``python -m benchmarks.training_changes`` (docs/speed.md).
     """
     for module in model.modules():
         if bfloat16 and any(FLOAT32_UNDER_BF16[name](module) for name in float32_layers):
@@ -106,8 +103,8 @@ def tiled_depthwise_weight_gradient(images: torch.Tensor, grad: torch.Tensor, ke
 
     oneDNN has a specialised depthwise kernel for the weight gradient of 3x3
     layers only; larger ones fall back to a generic grouped convolution that
-    pads each channel to a block of 16 (0.6-1.3 ms for a 5x5 layer of
-    EfficientNet-Lite2 against 0.4-0.6 ms for its four 3x3 pieces). Piece
+    pads each channel to a block of 16, slower than the four 3x3 pieces of a
+    5x5 layer (docs/speed.md). Piece
     ``(i, j)`` is the 3x3 gradient of the input window shifted by ``(i, j)``;
     pieces overlap where the kernel is not a multiple of 3, and each kernel
     position is taken from one piece only.
@@ -181,8 +178,7 @@ class _TiledDepthwiseGradient(TorchFunctionMode):
 
 class _AddMerge(smp.decoders.fpn.decoder.MergeBlock):
     """smp's FPN merge by ``torch.stack(levels).sum(0)``, as sums: the same values in float32 (in bf16 each sum
-    rounds, where smp's rounds once), fwd+bwd 0.6 ms instead of 8.6 for four (8, 128, 32, 32) bf16 channels-last
-    levels (0.4 instead of 3.8 in float32)."""
+    rounds, where smp's rounds once); stacking copies every level first, which costs more than the sums."""
 
     def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
         return functools.reduce(operator.add, levels) if self.policy == "add" else super().forward(levels)

@@ -47,6 +47,7 @@ from Utilities.Data_source import (
     pair_by_stem,
     read_mask_file,
 )
+from Utilities.Errors import UnknownName
 from Utilities.Extract_masks import NEU_DET_CLASSES, boxes_to_mask, parse_voc_xml
 from Utilities.Images import IMAGE_SUFFIXES
 from Utilities.Rle import rle_to_mask
@@ -370,5 +371,5 @@ def open_source(format: str, root: str | Path, classes: tuple[str, ...] | None =
         options: layout options of that format (e.g. ``images="IMAGES"`` for ``voc``).
     """
     if format not in FORMATS:
-        raise KeyError(f"unknown data set format {format!r}; known: {', '.join(FORMATS)}")
+        raise UnknownName(f"unknown data set format {format!r}; known: {', '.join(FORMATS)}")
     return FORMATS[format](root, classes, binary, **options)

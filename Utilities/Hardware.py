@@ -24,9 +24,8 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     ``"float16"`` force one (e.g. to compare accuracy).
 
     bfloat16 on a GPU that supports it, else float16; bfloat16 on a CPU with
-    native bf16 instructions (AVX512-BF16/AMX), where it trains U-Net/ResNet34
-    about 2.4x faster than float32 (``make bench``); float32 on other CPUs,
-    where emulated bf16 is slower.
+    native bf16 instructions (AVX512-BF16/AMX), float32 on other CPUs, where
+    emulated bf16 is slower (docs/speed.md has the measurements per CPU).
     """
     if precision not in PRECISIONS:
         raise KeyError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")

@@ -29,7 +29,7 @@ from Utilities.Config import TrainConfig
 from Utilities.Errors import run_command
 from Utilities.Fast_inference import BACKENDS, OpenVinoModel, choose_backend, optimise_for_inference
 from Utilities.Hardware import autocast, autocast_dtype, default_device
-from Utilities.Postprocess import DOMINANT_THRESHOLD, InferenceSetup, PostProcessing, dominant_class
+from Utilities.Postprocess import InferenceSetup, PostProcessing, keep_dominant_class
 from Utilities.Predict_folder import EXIT_SOME_FAILED, REPORT, image_files, predict_folder
 from Utilities.Resnet_Unet import padded_forward, padded_side
 from Utilities.Sliding_window import window_rows
@@ -109,9 +109,9 @@ class Predictor:
         self.compiled = False
 
     def compile(self) -> Predictor:
-        """Compile the PyTorch backend's model with ``torch.compile`` (inductor, weights frozen in): 1.4-1.5x
-        the eager path end to end for FPN/EfficientNet-Lite2 on a 2-core CPU (``make bench``), after 5-25 s
-        of compiling, so it pays from some thousands of images on (the command line's ``--compile auto``).
+        """Compile the PyTorch backend's model with ``torch.compile`` (inductor, weights frozen in): faster than
+        the eager path after seconds of compiling, so it pays from some thousands of images on (the command
+        line's ``--compile auto``; docs/speed.md).
         The model then always runs ``COMPILED_BATCH`` images (a smaller batch is padded), so it compiles once.
         """
         if self.config.full_resolution:
@@ -169,7 +169,7 @@ class Predictor:
     def masks(self, probabilities: np.ndarray, image_probabilities: np.ndarray | None = None) -> np.ndarray:
         """``(C, H, W)`` uint8 masks of one image's ``predict_with_image`` output, post-processed as the
         checkpoint says."""
-        return self.postprocessing.masks(probabilities, image_probabilities)
+        return self.setup.masks(probabilities, image_probabilities)
 
     def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """Sigmoid of the logits for a normalised batch of any size, averaged over the flips of ``flip_tta``."""
@@ -215,16 +215,13 @@ class Predictor:
             probabilities = self._probabilities(batch.to(self.input_dtype))
         probabilities, image = split_image_logits(probabilities, len(self.classes))
         image = (probabilities.amax(dim=(2, 3)) if image is None else image).cpu().numpy()
-        if self.dominant_class_only:
-            keep = dominant_class((probabilities >= DOMINANT_THRESHOLD).sum(dim=(2, 3)).cpu().numpy())
-            probabilities = probabilities * torch.from_numpy(keep).to(probabilities.device)[:, :, None, None]
-        if self.config.full_resolution:  # already at the image's size
-            return [(prob.cpu().numpy(), image[k]) for k, prob in enumerate(probabilities)]
-        return [
-            (F.interpolate(prob[None], size=picture.shape[:2], mode="bilinear", align_corners=False)[0].cpu().numpy(),
-             image[k])
-            for k, (prob, picture) in enumerate(zip(probabilities, images))
-        ]
+        if not self.config.full_resolution:  # back to each image's own size
+            probabilities = [F.interpolate(prob[None], size=picture.shape[:2], mode="bilinear", align_corners=False)[0]
+                             for prob, picture in zip(probabilities, images)]
+        at_size = [prob.cpu().numpy() for prob in probabilities]
+        if self.dominant_class_only:  # at the image's size, as tuning decides it
+            at_size = [keep_dominant_class(prob) for prob in at_size]
+        return list(zip(at_size, image))
 
 
 def main() -> None:
@@ -247,7 +244,7 @@ def main() -> None:
                         help="auto (default): OpenVINO for a model of one input size on a CPU where it is "
                              "installed, else PyTorch")
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
-                        help=f"torch.compile the PyTorch backend's model: about 1.4x faster after 5-25 s of compiling; "
+                        help=f"torch.compile the PyTorch backend's model: faster after seconds of compiling; "
                              f"auto: for {COMPILE_FROM_IMAGES:,} images or more, with a model of one input size")
     args = parser.parse_args()
     backend = "torch" if args.compile == "on" and args.backend == "auto" else args.backend  # compiling is PyTorch's

@@ -88,7 +88,7 @@ def predict_large_image(predictor, path: Path, scratch: Path) -> LargePrediction
     image = open_rgb(path)
     try:
         peak, image_values, over_threshold = _probabilities_to_file(predictor, image, scratch)
-        keep = dominant_class(over_threshold) if predictor.dominant_class_only else np.ones(len(peak), np.float32)
+        keep = dominant_class(over_threshold, peak) if predictor.dominant_class_only else np.ones(len(peak), np.float32)
         image_probabilities = peak if image_values is None else image_values
         return _labels_from_file(predictor, scratch, (image.height, image.width), image_probabilities, keep, peak * keep)
     finally:
@@ -135,7 +135,7 @@ def _labels_from_file(predictor, scratch: Path, size: tuple[int, int], image_pro
 
 
 def overlay_jpeg(path: Path, labels: np.ndarray) -> bytes:
-    """The file's image with each labelled pixel tinted in its class colour (as ``Plots.overlay``), as JPEG bytes,
+    """The file's image with each labelled pixel tinted in its class colour (as ``Overlay.overlay``), as JPEG bytes,
     composed by libvips from the file row by row."""
     image = open_rgb(path)
     palette = np.zeros((1, 256, 3), np.uint8)

@@ -18,7 +18,7 @@ from Utilities.Errors import check_name
 
 class SoftDiceLoss(smp.losses.DiceLoss):
     """smp's multilabel soft Dice on logits, through ``torch.sigmoid``: the same loss as smp's ``from_logits``
-    path (``logsigmoid(x).exp()``), whose log-sigmoid is not vectorised on CPUs (3-4x slower there)."""
+    path (``logsigmoid(x).exp()``), whose log-sigmoid is not vectorised on CPUs."""
 
     def __init__(self):
         super().__init__(mode="multilabel", from_logits=False)
@@ -33,15 +33,46 @@ class PixelPlusDiceLoss(torch.nn.Module):
     Args:
         pixel_loss: binary cross-entropy, or focal loss for tiny defects, where
             cross-entropy's easy background pixels drown the few defect pixels.
+        dice: the overlap term (soft Dice by default; Tversky weighs misses and false alarms apart).
     """
 
-    def __init__(self, pixel_loss: torch.nn.Module, dice_weight: float = 1.0):
+    def __init__(self, pixel_loss: torch.nn.Module, dice_weight: float = 1.0, dice: torch.nn.Module | None = None):
         super().__init__()
         self.pixel, self.dice_weight = pixel_loss, dice_weight
-        self.dice = SoftDiceLoss()
+        self.dice = dice or SoftDiceLoss()
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.pixel(logits, targets) + self.dice_weight * self.dice(logits, targets)
+
+
+def soft_skeleton(probabilities: torch.Tensor, iterations: int = 5) -> torch.Tensor:
+    """A differentiable skeleton of ``(N, C, H, W)`` probabilities: iterated soft erosions minus their openings
+    (min and max pooling), as clDice (Shit et al., CVPR 2021) computes it."""
+    def erode(x):
+        return -F.max_pool2d(-x, 3, 1, 1)
+
+    def opened(x):
+        return F.max_pool2d(erode(x), 3, 1, 1)
+
+    skeleton = F.relu(probabilities - opened(probabilities))
+    for _ in range(iterations):
+        probabilities = erode(probabilities)
+        delta = F.relu(probabilities - opened(probabilities))
+        skeleton = skeleton + F.relu(delta - skeleton * delta)
+    return skeleton
+
+
+class SoftClDiceLoss(torch.nn.Module):
+    """1 - clDice: the harmonic mean of how much of the predicted skeleton lies in the true mask and how much of
+    the true skeleton the prediction covers. Thin structures score by their topology, not their width, so a
+    crack drawn one pixel off its annotation still counts (Shit et al., CVPR 2021)."""
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        probabilities, eps = torch.sigmoid(logits), 1e-6
+        predicted, true = soft_skeleton(probabilities), soft_skeleton(targets)
+        precision = ((predicted * targets).sum((2, 3)) + eps) / (predicted.sum((2, 3)) + eps)
+        sensitivity = ((true * probabilities).sum((2, 3)) + eps) / (true.sum((2, 3)) + eps)
+        return (1 - 2 * precision * sensitivity / (precision + sensitivity)).mean()
 
 
 LOSSES: dict[str, Callable[[float], torch.nn.Module]] = {  # each built from the soft-Dice term's weight
@@ -51,7 +82,23 @@ LOSSES: dict[str, Callable[[float], torch.nn.Module]] = {  # each built from the
     "dice": lambda dice_weight: SoftDiceLoss(),
     "focal": lambda dice_weight: smp.losses.FocalLoss(mode="multilabel"),
     "lovasz": lambda dice_weight: smp.losses.LovaszLoss(mode="multilabel", from_logits=True),
+    # thin structures: missed crack pixels weigh more than false ones (beta > alpha), or topology (clDice)
+    "bce_tversky": lambda dice_weight: PixelPlusDiceLoss(torch.nn.BCEWithLogitsLoss(), dice_weight,
+                                                         smp.losses.TverskyLoss("multilabel", alpha=0.3, beta=0.7)),
+    "bce_dice_cldice": lambda dice_weight: _Sum(PixelPlusDiceLoss(torch.nn.BCEWithLogitsLoss(), dice_weight),
+                                                SoftClDiceLoss()),
 }
+
+
+class _Sum(torch.nn.Module):
+    """The sum of several losses of the same logits and targets."""
+
+    def __init__(self, *losses: torch.nn.Module):
+        super().__init__()
+        self.losses = torch.nn.ModuleList(losses)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return sum(loss(logits, targets) for loss in self.losses)
 
 
 class WithImageTerm(torch.nn.Module):

@@ -25,6 +25,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from Utilities.Checkpoint import load_checkpoint
 from Utilities.Config import TrainConfig
+from Utilities.Errors import run_command
 
 
 class WithSigmoid(torch.nn.Module):
@@ -124,4 +125,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -18,7 +18,7 @@ An image counts as defective (``defect_present``) when any mask pixel is
 left. The values are chosen on validation images by ``choose_postprocessing``,
 per channel, for the best mean of the channel's pooled Dice and its
 image-level detection accuracy, and stored in the checkpoint
-(``Checkpoint.store_postprocessing``), which ``Predictor``, ``predict_folder``
+(``Checkpoint.store_inference_setup``), which ``Predictor``, ``predict_folder``
 and the command line read.
 """
 
@@ -125,18 +125,29 @@ class PostProcessing:
 DOMINANT_THRESHOLD = 0.5  # the dominant class is the one with most pixels of at least this probability
 
 
-def dominant_class(pixels_over_threshold: np.ndarray) -> np.ndarray:
+def dominant_class(pixels_over_threshold: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     """``dominant_class_only``'s rule, for an image streamed in windows and a batch alike: ``(..., C)`` counts
-    of pixels over ``DOMINANT_THRESHOLD`` -> ``(..., C)`` float32 weights, 1 for the class with the most (the
-    first on a tie), 0 for the others. A fixed threshold makes it a step on the probabilities, before the
-    per-class thresholds, so tuning can choose both at once."""
-    return np.eye(pixels_over_threshold.shape[-1], dtype=np.float32)[pixels_over_threshold.argmax(-1)]
+    of pixels over ``DOMINANT_THRESHOLD`` and ``(..., C)`` peak probabilities -> ``(..., C)`` float32 weights,
+    1 for the class with the most pixels (the higher peak on a tie, so an image with nothing over the threshold
+    keeps its most probable class), 0 for the others. A fixed threshold makes it a step on the probabilities,
+    before the per-class thresholds, so tuning can choose both at once."""
+    order = 2 * pixels_over_threshold + peaks  # peaks lie in [0, 1]: they only break ties in the counts
+    return np.eye(order.shape[-1], dtype=np.float32)[order.argmax(-1)]
 
 
 def keep_dominant_class(probabilities: np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` probabilities with every class but the dominant one set to 0."""
-    keep = dominant_class((probabilities >= DOMINANT_THRESHOLD).sum(axis=(1, 2)))
+    """``(C, H, W)`` probabilities at the image's size with every class but the dominant one set to 0."""
+    keep = dominant_class((probabilities >= DOMINANT_THRESHOLD).sum(axis=(1, 2)), probabilities.max(axis=(1, 2)))
     return probabilities * keep[:, None, None].astype(probabilities.dtype)
+
+
+def exclusive(masks: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` masks with each pixel in one class at most, the most probable of those set there: what the
+    label map a prediction writes holds (``label_map``), so scores are of the written masks."""
+    if len(masks) == 1:
+        return masks
+    labels = label_map(masks, probabilities)
+    return (labels[None] == np.arange(1, len(masks) + 1, dtype=np.uint8)[:, None, None]).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -167,6 +178,11 @@ class InferenceSetup:
     def from_dict(cls, values: dict) -> InferenceSetup:
         return cls(PostProcessing.from_dict(values["postprocessing"]), bool(values.get("flip_tta", False)),
                    bool(values.get("dominant_class_only", False)), str(values.get("chosen_on", "")))
+
+    def masks(self, probabilities: np.ndarray, image_probabilities: np.ndarray | None = None) -> np.ndarray:
+        """``(C, H, W)`` uint8 masks of one image's probabilities (flips and the dominant class already applied by
+        the predictor): the post-processing, then one class per pixel (``exclusive``)."""
+        return exclusive(self.postprocessing.masks(probabilities, image_probabilities), probabilities)
 
     def describe(self) -> str:
         """One line: what runs, and what chose it."""

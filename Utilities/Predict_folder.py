@@ -13,6 +13,7 @@ import pandas as pd
 import pyvips
 from tqdm.auto import tqdm
 
+from Utilities.Errors import MissingFile
 from Utilities.Files import atomic_write
 from Utilities.Images import IMAGE_SUFFIXES, read_image
 from Utilities.Large_images import header_size, overlay_jpeg, predict_large_image
@@ -30,9 +31,11 @@ def image_files(folder_or_file: str | Path | list) -> list[Path]:
     path = Path(folder_or_file)
     if path.is_file():
         return [path]
+    if not path.is_dir():
+        raise MissingFile(f"{path}: no such image file or folder")
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise MissingFile(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
 

@@ -6,7 +6,7 @@ runners all start from these. The generic recipes are picked by the kind of
 data and leave the data set to the user (``data_format``, ``data_root``,
 ``classes``); the data set recipes add where our copies live (``make data``,
 ``make data-mt``, ``make data-cfd``). ``neu_det`` is ``TrainConfig``'s own
-defaults. A new recipe is one entry and is covered by ``tests/test_recipes.py``.
+defaults. A new recipe is one entry and is covered by ``tests/test_recipes_and_layers.py``.
 """
 
 from __future__ import annotations

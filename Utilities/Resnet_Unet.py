@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 from Utilities.Architectures import TIMM_PREFIX, architectures, check_architecture, check_encoder
 from Utilities.Config import TrainConfig
 from Utilities.Encoder_weights import has_offline_weights, load_offline_imagenet, offline_encoders
+from Utilities.Errors import MissingFile
 
 # The architectures and encoders this project tests; smp accepts many more.
 KNOWN_MODELS = (
@@ -207,7 +208,7 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load encoder weights from a safetensors or torch file into ``model.encoder``."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: encoder weights file not found")
+        raise MissingFile(f"{path}: encoder weights file not found")
     if path.suffix == ".safetensors":
         state = load_file(str(path), device="cpu")
     else:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from Utilities.Errors import ConfigError, MissingFile, UnknownName, run_command
 from Utilities.Extract_masks import NEU_DET_CLASSES
 from Utilities.Formats import FORMATS, open_source
 from Utilities.Validate_data import DataReport
@@ -48,7 +49,7 @@ def fetch(source: str, workdir: Path) -> Path:
     if path.is_dir():
         return path
     if not path.exists():
-        raise FileNotFoundError(f"{path}: data source not found")
+        raise MissingFile(f"{path}: data source not found")
     unpacked = workdir / "unpacked"
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
@@ -57,7 +58,7 @@ def fetch(source: str, workdir: Path) -> Path:
         with tarfile.open(path) as archive:
             archive.extractall(unpacked, filter="data")
     else:
-        raise ValueError(f"{path}: neither a folder nor a zip or tar archive")
+        raise ConfigError(f"{path}: neither a folder nor a zip or tar archive")
     return unpacked
 
 
@@ -76,7 +77,7 @@ def setup_dataset(format: str, source: str | Path, destination: str | Path | Non
         DataError: listing every problem found, after copying.
     """
     if format not in FORMATS:
-        raise KeyError(f"unknown data set format {format!r}; known: {', '.join(FORMATS)}")
+        raise UnknownName(f"unknown data set format {format!r}; known: {', '.join(FORMATS)}")
     reader = FORMATS[format]
     name = Path(str(source).split("?")[0]).name.split(".")[0]
     destination = Path(destination) if destination else reader.default_destination(Path(root), name)
@@ -103,4 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

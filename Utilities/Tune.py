@@ -31,7 +31,7 @@ from Utilities.Errors import run_command
 from Utilities.Evaluate import predictions, predictor_for, split_names
 from Utilities.Formats import DataSource
 from Utilities.Inference import Predictor
-from Utilities.Meter import VALIDATION_LOSS, Meter
+from Utilities.Meter import Meter, score_names
 from Utilities.Postprocess import InferenceSetup, PostProcessing, choose_postprocessing, keep_dominant_class
 
 
@@ -39,7 +39,8 @@ def choose_setup(predictor: Predictor, source: DataSource, names: list[str], fli
                  dominant_class_only=(False, True)) -> tuple[InferenceSetup, pd.DataFrame]:
     """The best inference setup on the named (val) samples, and every candidate's score.
 
-    Holds the val probabilities in memory (float16), once per flip choice.
+    Holds the val probabilities in memory (float32, as the predictor gives them: thresholds decide exactly as
+    they will in evaluation), for one flip choice at a time.
 
     Args:
         flip_tta, dominant_class_only: the choices to try (the second only for several classes).
@@ -50,12 +51,12 @@ def choose_setup(predictor: Predictor, source: DataSource, names: list[str], fli
         setup and ``score``.
     """
     config, channels = predictor.config, len(predictor.classes)
-    score_name = "tolerant F1" if config.scores == "thin" else (config.monitor if config.monitor != VALIDATION_LOSS
-                                                                 else "dice")
+    score_name = "tolerant F1" if config.scores == "thin" else (
+        config.monitor if config.monitor in score_names(predictor.classes) else "dice")  # loss, or a renamed score
     rows, candidates = [], []
     for flips in flip_tta:
         predictor.use(InferenceSetup(PostProcessing.neutral(channels, config.threshold), flip_tta=flips))
-        seen = [(p[0].numpy().astype(np.float16), t[0].numpy().astype(np.uint8), image)
+        seen = [(p[0].numpy(), t[0].numpy().astype(np.uint8), image)
                 for _, p, t, image in predictions(predictor, source, names)]
         for dominant in dominant_class_only if channels > 1 else (False,):
             probabilities = [(keep_dominant_class(p) if dominant else p, t, i) for p, t, i in seen]
@@ -86,12 +87,11 @@ def _score(config, postprocessing: PostProcessing, probabilities, classes, score
     if config.scores == "thin":
         meter = CrackMeter(TOLERANCE, postprocessing.threshold)
         for p, t, _ in probabilities:
-            meter.update(p[0].astype(np.float32), t[0])
+            meter.update(p[0], t[0])
         return float(meter.table()["f1"].iloc[0])
-    meter = Meter(classes, config.threshold)
+    meter, setup = Meter(classes, config.threshold), InferenceSetup(postprocessing)
     for p, t, i in probabilities:
-        masks = postprocessing.masks(p.astype(np.float32), i)
-        meter.update(torch.from_numpy(p.astype(np.float32))[None], torch.from_numpy(t)[None], torch.from_numpy(masks)[None])
+        meter.update(torch.from_numpy(p)[None], torch.from_numpy(t)[None], torch.from_numpy(setup.masks(p, i))[None])
     return float(meter.compute()[score_name])
 
 

@@ -49,5 +49,5 @@ class DataReport:
 
     def raise_if_errors(self) -> DataReport:
         if self.errors:
-            raise DataError(f"the data set has errors; nothing was trained:\n{self}")
+            raise DataError(f"the data set has errors:\n{self}")
         return self

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from Utilities.Cli import add_config_options, config_from_args
 from Utilities.Errors import UserError, run_command
@@ -84,6 +84,24 @@ def names_in(split: pd.DataFrame, part: str) -> list[str]:
     return list(split.loc[split["split"] == part, "image"])
 
 
+def cross_validation_splits(split: pd.DataFrame, folds: int, seed: int = 42) -> list[pd.DataFrame]:
+    """``folds`` splits of the train and val images pooled, fold k's images as val and the others as train, each
+    image in exactly one val fold, stratified by label; the test rows stay test in every split (never scored in
+    cross-validation)."""
+    pool = split[split["split"] != "test"]
+    labels = pool["class"].fillna("").astype(str)
+    counts = labels.value_counts()
+    folder = StratifiedKFold(folds, shuffle=True, random_state=seed) if counts.min() >= folds else \
+        KFold(folds, shuffle=True, random_state=seed)
+    result = []
+    for _, val in folder.split(pool, labels):
+        fold = split.copy()
+        fold.loc[pool.index, "split"] = "train"
+        fold.loc[pool.index[val], "split"] = "val"
+        result.append(fold)
+    return result
+
+
 def load_or_write_split(path: str | Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """The split file at ``path``; the first time, ``make()``'s split written there (to be committed), so
     that every later run, and everyone else, uses the same one."""
@@ -99,8 +117,12 @@ def load_or_write_split(path: str | Path, make: Callable[[], pd.DataFrame]) -> p
 def split_by_label(names: list[str], labels: list[str], test: int | float, val: int | float, seed: int) -> pd.DataFrame:
     """``image, class, split`` with test, then val, drawn per label; the rest is train."""
     table = pd.DataFrame({"image": names, "class": labels})
-    rest, test_rows = stratified_split(table, test, seed)
-    _, val_rows = stratified_split(rest, val, seed)
+    try:
+        rest, test_rows = stratified_split(table, test, seed)
+        _, val_rows = stratified_split(rest, val, seed)
+    except ValueError as problem:  # a label with too few images for its share
+        counts = ", ".join(f"{label or '(no label)'} {n}" for label, n in table["class"].value_counts().items())
+        raise UserError(f"cannot draw test {test} and val {val} from every label ({counts}): {problem}") from problem
     table["split"] = "train"
     table.loc[val_rows.index, "split"] = "val"
     table.loc[test_rows.index, "split"] = "test"
@@ -159,7 +181,8 @@ def main() -> None:
         epilog="Exit status: 0 written, 2 bad arguments, bad data or a split file already there.")
     add_config_options(parser, ("data_format", "data_root", "classes", "binary", "split_file", "seed"))
     parser.add_argument("--test", type=_share, default=0.2, help="test share of all images (0.2), or images per "
-                        "label (50); only where the data set has no test folder (default: 0.2)")
+                        "label (50); where the data set's folders are split but have no test folder, a share of "
+                        "train (default: 0.2)")
     parser.add_argument("--val", type=_share, default=0.15, help="val share of what test leaves, or images per label; "
                         "only where the data set has no val folder (default: 0.15)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing split file (every model "

@@ -7,8 +7,17 @@ resolution, with the inference setup chosen on val (``Utilities.Tune``: flip
 TTA and the threshold with the best tolerant F1); training minutes and img/s.
 The defaults are notebook 06's configuration (the crackforest recipe).
 
+With ``--folds K``, model selection by cross-validation instead: the train
+and val photos pooled and split into K folds (``Validation_split.
+cross_validation_splits``), one run per fold trained on the others and tuned
+and scored on its fold, a row per fold and their mean in
+``benchmarks/results/crack_cv.csv``; the test photos are never predicted. A
+fold's score is slightly optimistic (its best epoch and its setup are chosen
+on the same photos), alike for every candidate, so it ranks them.
+
 Usage::
 
+    python -m benchmarks.crack_experiment --folds 5 --loss bce_tversky      # a candidate, by 5-fold CV
     python -m benchmarks.crack_experiment --seed 1
     python -m benchmarks.crack_experiment --evaluate Models/cfd_unet_lite2_best.pth --name notebook06
     python -m benchmarks.crack_experiment --epochs 80 --val-only      # a candidate, scored on val only
@@ -16,14 +25,20 @@ Usage::
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train_or_reload, tune
-from Utilities.Data_Retriever_Seg import source_of
+import pandas as pd
+
+from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train, train_or_reload, tune
+from Utilities.Config import TrainConfig
+from Utilities.Data_Retriever_Seg import source_of, split_table
 from Utilities.Evaluate import score_split, split_names
+from Utilities.Validation_split import cross_validation_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "crack_experiments.csv"
+CV_RESULTS = ROOT / "benchmarks" / "results" / "crack_cv.csv"
 COLUMNS = ("precision", "recall", "f1", "strict_precision", "strict_recall", "strict_f1", "strict_iou")
 
 
@@ -41,8 +56,41 @@ def score_checkpoint(checkpoint: Path, config, val_only: bool = False) -> dict:
     return row
 
 
+def cross_validate(base: TrainConfig, folds: int, name: str | None, results: Path = CV_RESULTS) -> pd.DataFrame:
+    """Train, tune and score ``base`` on each fold of its split's train and val photos; the fold rows and their
+    mean (``fold`` = ``mean``, with ``sd_*``), appended to ``results``."""
+    rows = []
+    for k, fold in enumerate(cross_validation_splits(split_table(base), folds, seed=base.seed), 1):
+        split_file = base.models_dir / "cv" / f"{Path(base.split_file).stem}_fold{k}of{folds}.csv"
+        split_file.parent.mkdir(parents=True, exist_ok=True)
+        fold.to_csv(split_file, index=False)
+        config = replace(base, split_file=str(split_file), run_name=f"{base.run_name}_fold{k}of{folds}")
+        checkpoint, history, minutes = train(config)
+        predictor, chosen, _ = tune(checkpoint, config)
+        val = score_split(predictor, source_of(config), split_names(config, "val"))[0].iloc[0]
+        rows.append({**describe(name, config, history, minutes), "fold": str(k), "folds": folds,
+                     "flip_tta": chosen.flip_tta, "threshold": chosen.postprocessing.threshold[0],
+                     **{f"val_{c}": float(val[c]) for c in COLUMNS}})
+        record(rows[-1], results)
+    table = pd.DataFrame(rows)
+    scores = [f"val_{c}" for c in COLUMNS]
+    mean = {**describe(name or base.run_name, base, history, table["train_minutes"].mean()), "fold": "mean",
+            "folds": folds, "epochs": table["epochs"].mean(), "train_img_per_s": table["train_img_per_s"].mean(),
+            **table[scores].mean().to_dict(), **{f"sd_{c}": table[c].std() for c in scores}}
+    record(mean, results)
+    return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
+
+
 def main() -> None:
-    args = experiment_parser(__doc__.split("\n\n")[0], "crackforest", ROOT).parse_args()
+    parser = experiment_parser(__doc__.split("\n\n")[0], "crackforest", ROOT)
+    parser.add_argument("--folds", type=int, help="choose by K-fold cross-validation over the train and val photos "
+                        "(the test photos are never predicted)")
+    args = parser.parse_args()
+    if args.folds and (args.evaluate or args.val_only):
+        parser.error("--folds trains a run per fold and scores val only; it takes neither --evaluate nor --val-only")
+    if args.folds:
+        cross_validate(experiment_config(args), args.folds, args.name)
+        return
     checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: experiment_config(args), ROOT)
     record({**describe(args.name, config, history, minutes), **score_checkpoint(checkpoint, config, args.val_only)},
            RESULTS)

@@ -47,3 +47,33 @@ def test_interleaved_rates_take_turns_after_the_warm_up_and_count_images_per_sec
     assert "".join(calls) == "ab" + "aabb" * 3
     assert rates == {"a": [16.0] * 3, "b": [4.0] * 3}  # 16 images in 1 s, 16 in 4 s
     assert medians({"a": [1.0, 9.0, 3.0]}) == {"a": 3.0}
+
+
+def test_crack_cross_validation_trains_a_run_per_fold_and_never_predicts_test(tmp_path, monkeypatch):
+    import pandas as pd
+    from test_formats import make_crackforest
+
+    from benchmarks import crack_experiment
+    from Utilities.Config import TrainConfig
+    from Utilities.Formats import open_source
+
+    make_crackforest(tmp_path / "data")
+    names = [s.name for s in open_source("crackforest", tmp_path / "data").samples()]
+    (tmp_path / "splits").mkdir()
+    pd.DataFrame({"image": names, "class": "crack", "split": ["test"] + ["train"] * (len(names) - 1)}).to_csv(
+        tmp_path / "splits" / "data.csv", index=False)
+    scored = []
+    monkeypatch.setattr(crack_experiment, "score_split", lambda p, s, n: _scored(scored, p, s, n))
+    base = TrainConfig.from_recipe("crackforest", root=tmp_path, data_root="data", image_size=32, batch_size=2,
+                                   epochs=1, encoder="tu-tf_efficientnet_lite0", encoder_weights=None, run_name="cv")
+    table = crack_experiment.cross_validate(base, 2, "tiny", tmp_path / "cv.csv")
+    assert list(table["fold"]) == ["1", "2", "mean"] and not any(c.startswith("test_") for c in table.columns)
+    assert sorted(n for fold in scored for n in fold) == sorted(names[1:])  # every train photo scored once, test never
+    assert len(pd.read_csv(tmp_path / "cv.csv")) == 3
+
+
+def _scored(scored, predictor, source, names):
+    from Utilities.Evaluate import score_split
+
+    scored.append(list(names))
+    return score_split(predictor, source, names)

@@ -69,11 +69,14 @@ def test_masks_apply_threshold_and_steps_per_channel():
 
 
 def test_dominant_class_keeps_the_class_with_most_pixels_over_threshold_per_image():
-    counts = np.array([[3, 9, 9, 0], [0, 0, 0, 0], [1, 0, 0, 5]])  # a tie goes to the first class
-    expected = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], np.float32)
-    np.testing.assert_array_equal(dominant_class(counts), expected)
-    assert dominant_class(counts).dtype == np.float32  # multiplies float32 probabilities without promoting them
-    np.testing.assert_array_equal(dominant_class(counts[2]), expected[2])  # one image's counts, as Large_images has
+    counts = np.array([[3, 9, 9, 0], [0, 0, 0, 0], [1, 0, 0, 5], [2, 2, 0, 0]])
+    peaks = np.array([[0.9, 0.6, 0.6, 0.2], [0.1, 0.4, 0.3, 0.2], [1.0, 0.1, 0.1, 0.8], [0.7, 0.9, 0.1, 0.1]])
+    # most pixels wins; a tie in pixels goes to the higher peak, also when nothing reaches the threshold; the
+    # very same (count, peak) goes to the first class
+    expected = np.array([[0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 1, 0, 0]], np.float32)
+    np.testing.assert_array_equal(dominant_class(counts, peaks), expected)
+    assert dominant_class(counts, peaks).dtype == np.float32  # multiplies float32 probabilities without promoting them
+    np.testing.assert_array_equal(dominant_class(counts[2], peaks[2]), expected[2])  # one image, as Large_images has
 
 
 def test_bad_post_processing_is_refused_with_the_known_names():

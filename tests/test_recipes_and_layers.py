@@ -30,28 +30,53 @@ def imports_of(path: Path) -> set[str]:
     return found
 
 
-def test_utilities_has_no_import_cycle():
-    graph = {path.stem: imports_of(path) for path in UTILITIES.glob("*.py") if path.stem != "__init__"}
+LAYERS = {  # as the README's table: each module imports only from its own layer or those before it
+    "base": ("Errors", "Files", "Images", "Overlay", "Validate_data", "Rle", "Extract_masks", "Annotation_files",
+             "Encoder_weights", "Architectures", "Losses", "Optim", "Meter", "Crack_metrics", "Postprocess", "Recipes",
+             "Distributed", "Hardware", "Fast_layers"),
+    "data": ("Data_source", "Formats", "Setup_data", "Sample_data", "Transforms"),
+    "config": ("Config", "Cli"),
+    "model": ("Resnet_Unet", "Checkpoint"),
+    "training": ("Data_Retriever_Seg", "Validation_split", "Trainer", "Train"),
+    "prediction": ("Fast_inference", "Sliding_window", "Large_images", "Inference", "Predict_folder", "Evaluate", "Tune",
+                   "Onnx_export", "Plots", "Notebook"),
+}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A chain of imports that comes back to where it started, or ``None``."""
     state: dict[str, str] = {}
 
-    def visit(module: str, chain: list[str]) -> None:
+    def visit(module: str, chain: list[str]) -> list[str] | None:
+        if state.get(module) == "open":
+            return chain[chain.index(module):] + [module]
         if state.get(module) == "done":
-            return
-        assert state.get(module) != "open", f"import cycle: {' -> '.join(chain[chain.index(module):] + [module])}"
+            return None
         state[module] = "open"
         for imported in sorted(graph.get(module, ())):
-            visit(imported, chain + [module])
+            if found := visit(imported, chain + [module]):
+                return found
         state[module] = "done"
+        return None
 
-    for module in sorted(graph):
-        visit(module, [])
-    assert "Trainer" not in graph["Config"] and "Resnet_Unet" not in graph["Config"]  # registries sit below Config
+    return next((found for module in sorted(graph) if (found := visit(module, []))), None)
+
+
+def test_utilities_has_no_import_cycle_and_its_layers_point_down():
+    graph = {path.stem: imports_of(path) for path in UTILITIES.glob("*.py") if path.stem != "__init__"}
+    assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+    layer = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
+    assert set(graph) == set(layer), f"place each module in a layer: {sorted(set(graph) ^ set(layer))}"
+    upward = [f"{m} imports {i}" for m, imported in graph.items() for i in imported if layer[i] > layer[m]]
+    assert not upward, upward
 
 
 def test_the_cycle_check_finds_a_cycle(tmp_path):
     (tmp_path / "A.py").write_text("from Utilities.B import x\n")
     (tmp_path / "B.py").write_text("def f():\n    from Utilities.A import y\n")
-    assert imports_of(tmp_path / "A.py") == {"B"} and imports_of(tmp_path / "B.py") == {"A"}
+    graph = {name: imports_of(tmp_path / f"{name}.py") for name in ("A", "B")}
+    assert graph == {"A": {"B"}, "B": {"A"}} and find_cycle(graph) == ["A", "B", "A"]
+    assert find_cycle({"A": {"B"}, "B": set()}) is None
 
 
 @pytest.mark.parametrize("name", list(RECIPES))

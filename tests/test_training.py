@@ -259,3 +259,17 @@ def test_a_loss_monitor_keeps_the_epoch_with_the_lowest_val_loss(neu_like):
     history = fit(model, train_loader, val_loader, config, used)
     best = read_checkpoint(neu_like / "Models" / "by_loss_best.pth")
     assert best["metrics"]["val_loss"] == pytest.approx(history["val_loss"].min())
+
+
+def test_the_soft_skeleton_of_a_bar_is_its_middle_and_cldice_prefers_the_centre_line():
+    from Utilities.Losses import SoftClDiceLoss, soft_skeleton
+
+    bar = torch.zeros(1, 1, 16, 16)
+    bar[..., 5:10, 2:14] = 1
+    skeleton = soft_skeleton(bar)
+    rows = skeleton[0, 0].sum(1)
+    assert rows[7] == rows.max() and rows[:5].sum() == 0 and rows[10:].sum() == 0
+    centre, off = torch.full_like(bar, -8.0), torch.full_like(bar, -8.0)
+    centre[..., 7, 2:14], off[..., 12, 2:14] = 8.0, 8.0  # a line along the middle, and one beside the bar
+    loss = SoftClDiceLoss()
+    assert loss(centre, bar) < 0.1 < loss(off, bar)

@@ -42,3 +42,17 @@ def test_a_split_is_written_once_then_read(tmp_path):
     first = load_or_write_split(tmp_path / "splits" / "set.csv", make)
     again = load_or_write_split(tmp_path / "splits" / "set.csv", make)
     assert made == [1] and first.equals(again) and list(again["split"]) == ["train", "test"]
+
+
+def test_cross_validation_folds_cover_train_and_val_once_and_never_touch_test():
+    from Utilities.Validation_split import cross_validation_splits
+
+    split = pd.DataFrame({"image": [f"{i}.jpg" for i in range(23)], "class": "crack",
+                          "split": ["test"] * 5 + ["val"] * 3 + ["train"] * 15})
+    folds = cross_validation_splits(split, 5, seed=0)
+    assert len(folds) == 5
+    val_sets = [set(names_in(fold, "val")) for fold in folds]
+    assert set().union(*val_sets) == set(split.loc[split["split"] != "test", "image"])
+    assert sum(len(v) for v in val_sets) == 18 and all(3 <= len(v) <= 4 for v in val_sets)
+    assert all(names_in(fold, "test") == names_in(split, "test") for fold in folds)
+    assert [names_in(f, "val") for f in cross_validation_splits(split, 5, seed=0)] == [names_in(f, "val") for f in folds]
