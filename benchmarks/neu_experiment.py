@@ -26,6 +26,7 @@ from pathlib import Path
 from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train_or_reload, tune
 from Utilities.Evaluate import evaluate_source, held_out_set
 from Utilities.Inference import Predictor
+from Utilities.Postprocess import InferenceSetup
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "neu_experiments.csv"
@@ -42,7 +43,7 @@ def score_checkpoint(checkpoint: Path, config, val_only: bool = False) -> dict[s
     if val_only:
         return row
     source, test_names = held_out_set(config)
-    plain = Predictor(checkpoint, flip_tta=False, dominant_class_only=False, threshold=config.threshold)
+    plain = Predictor(checkpoint).use(InferenceSetup.plain(len(config.channels), config.threshold))
     for label, each in (("", plain), ("_post", predictor)):
         meter = evaluate_source(each, source, test_names)
         scores = meter.compute()
