@@ -19,7 +19,7 @@ import torch
 from torch.fx.proxy import TraceError
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from Utilities.Errors import ConfigError, UnknownName
+from Utilities.Errors import ConfigError
 from Utilities.Hardware import prepare_model
 
 
@@ -84,7 +84,7 @@ def choose_backend(backend: str, device: torch.device, full_resolution: bool = F
     """``openvino`` or ``torch``: ``auto`` is OpenVINO for a model of one input size on a CPU where it is
     installed, else PyTorch (see above)."""
     if backend not in BACKENDS:
-        raise UnknownName(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+        raise ConfigError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     if backend == "auto":
         return "openvino" if device.type == "cpu" and not full_resolution and _openvino_loads() else "torch"
     if backend == "openvino" and device.type != "cpu":

@@ -51,4 +51,6 @@ def test_a_model_with_a_head_trains_and_its_probability_decides_in_the_predictor
     assert not Predictor(checkpoint, precision="float32").masks(probabilities, image_probabilities).any()
     store_inference_setup(checkpoint, InferenceSetup(PostProcessing((0.0,) * 6, {"min_image_probability": tuple(
         float(p) - 1e-3 for p in image_probabilities)})))
-    assert Predictor(checkpoint, precision="float32").masks(probabilities, image_probabilities).all()
+    kept = Predictor(checkpoint, precision="float32").masks(probabilities, image_probabilities)
+    assert (kept.sum(axis=0) == 1).all()  # every class kept everywhere; each pixel goes to its most probable one
+    np.testing.assert_array_equal(kept.argmax(axis=0), probabilities.argmax(axis=0))

@@ -12,13 +12,22 @@ from Utilities.Notebook import setup_notebook
 def test_setup_finds_the_project_folder_and_quick_mode(tmp_path, monkeypatch, capsys, quick):
     (tmp_path / "notebooks").mkdir()
     monkeypatch.setenv("SEG_QUICK", "1" if quick else "0")
-    for switch in ("NO_ALBUMENTATIONS_UPDATE", "HF_HUB_OFFLINE"):
-        monkeypatch.delenv(switch, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     for folder in (tmp_path / "notebooks", tmp_path):  # run from notebooks/ or from the project folder
         monkeypatch.chdir(folder)
         assert setup_notebook() == (tmp_path, quick)
         assert capsys.readouterr().out == ("quick mode\n" if quick else "full run\n")
-    assert os.environ["NO_ALBUMENTATIONS_UPDATE"] == os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_importing_utilities_turns_off_albumentations_update_check():
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    done = subprocess.run([sys.executable, "-c", "import os, Utilities; print(os.environ['NO_ALBUMENTATIONS_UPDATE'])"],
+                          env=environment, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "1"
 
 
 def test_quick_mode_settings_go_through_the_constructor():
