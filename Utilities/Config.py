@@ -91,8 +91,8 @@ class TrainConfig:
     dice_weight: float = setting(1.0, "the overlap term's weight (soft Dice, or Tversky) beside the pixel loss, in "
                                       "the losses that have both", resume=True)
     image_loss_weight: float = setting(1.0, "the image head's cross-entropy term's weight", resume=True)
-    precision: str = setting("auto", "training precision (auto: bfloat16 where the CPU has bf16 instructions, mixed "
-                                     "precision on CUDA)", names=lambda: PRECISIONS)
+    precision: str = setting("auto", "training precision (auto: on a CPU the faster of float32 and bfloat16, measured "
+                                     "once on this machine in a few seconds and cached; mixed precision on CUDA)", names=lambda: PRECISIONS)
     threshold: float = setting(0.5, "probability threshold of the validation scores while training (Utilities.Tune "
                                     "chooses the prediction setup on val afterwards)")
     seed: int = setting(42, "seeds initialisation, shuffling and augmentation", resume=True)

@@ -20,14 +20,13 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from Utilities.Files import atomic_write
+from Utilities.Files import atomic_write, user_cache_dir
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -93,10 +92,8 @@ def normalisation(encoder: str, weights: str | None) -> tuple[tuple[float, ...],
 
 
 def cache_dir() -> Path:
-    """Where converted weights are kept: ``$DEFECT_SEG_CACHE``, else ``~/.cache/defect-seg/encoders``."""
-    if os.environ.get("DEFECT_SEG_CACHE"):
-        return Path(os.environ["DEFECT_SEG_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "defect-seg" / "encoders"
+    """Where converted weights are kept: ``encoders/`` in ``Files.user_cache_dir()``."""
+    return user_cache_dir() / "encoders"
 
 
 def sha256(path: Path) -> str:

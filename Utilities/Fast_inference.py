@@ -2,10 +2,10 @@
 
 For models of one input size, on a CPU where OpenVINO is installed (it is in
 ``requirements.txt``): the model converted by OpenVINO and compiled for this
-CPU, in bfloat16 where the CPU has bf16 instructions, faster than the PyTorch
-path end to end (docs/speed.md). Otherwise, and on
-CUDA: PyTorch eager with BatchNorm folded into the convolutions,
-channels-last, and bfloat16 weights on CPUs with bf16 instructions.
+CPU, faster than the PyTorch path end to end (docs/speed.md). Otherwise, and
+on CUDA: PyTorch eager with BatchNorm folded into the convolutions,
+channels-last. On a CPU, each path runs in the precision measured faster on
+this machine (``Precision``: bfloat16 or float32).
 Full-resolution models (every image at its own size) stay on PyTorch: there
 OpenVINO was no faster and took more memory, more as the image grew
 (docs/prediction.md).
@@ -13,13 +13,16 @@ OpenVINO was no faster and took more memory, more as the image grew
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch.fx.proxy import TraceError
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from Utilities.Errors import ConfigError
+from Utilities import Precision
+from Utilities.Errors import ConfigError, check_name
 from Utilities.Hardware import prepare_model
 
 
@@ -27,7 +30,7 @@ def optimise_for_inference(model: torch.nn.Module, device: torch.device, dtype: 
     """The fastest eager form of ``model`` for predictions (measured in ``make bench``).
 
     BatchNorm is folded into the preceding convolutions, the layout is
-    channels-last, and on a CPU with bf16 instructions the weights themselves
+    channels-last, and on a CPU predicting in bfloat16 the weights themselves
     become bfloat16, which saves autocast's per-call casts.
     """
     model = prepare_model(fold_batch_norm(model.eval()), device)
@@ -118,15 +121,42 @@ class OpenVinoModel(torch.nn.Module):
 
     Inputs of any batch size; of ``side`` x ``side`` pixels where it is given (a multiple of 32; 4-5% faster
     than a model of any height and width for FPN/EfficientNet-Lite2 at 128 px), else of any height and width.
-    ``bfloat16`` sets OpenVINO's inference precision (``float32`` otherwise). Converting takes 2-3 s.
+    ``precision`` (float32, bfloat16 or float16) is OpenVINO's inference precision hint. Converting takes 2-3 s.
     """
 
-    def __init__(self, model: torch.nn.Module, bfloat16: bool, side: int | None = None):
-        import openvino
-
+    def __init__(self, model: torch.nn.Module, precision: str, side: int | None = None):
         super().__init__()
-        self.compiled = openvino.Core().compile_model(convert_for_openvino(model, side), "CPU",
-                                                      {"INFERENCE_PRECISION_HINT": "bf16" if bfloat16 else "f32"})
+        self.compiled = compile_for_openvino(convert_for_openvino(model, side), precision)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.compiled(images.float().contiguous().numpy())[0])
+
+
+OPENVINO_HINTS = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
+
+
+def compile_for_openvino(converted, precision: str):
+    """An OpenVINO model compiled for this CPU with ``precision`` as its inference precision hint."""
+    import openvino
+
+    return openvino.Core().compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision]})
+
+
+def openvino_precision(precision: str = "auto") -> Precision.Choice:
+    """OpenVINO's inference precision: ``auto`` is the faster of float32 and bfloat16 on representative layers,
+    measured once on this machine (``Precision``); the others force one."""
+    check_name("precision", precision, ("auto", *OPENVINO_HINTS))
+    if precision != "auto":
+        return Precision.Choice("prediction, OpenVINO on the CPU", precision, f"precision={precision!r} asked for")
+    return Precision.measured_choice("prediction, OpenVINO on the CPU", _openvino_calls, Precision.BATCH,
+                                     calls_per_round=10)
+
+
+def _openvino_calls() -> dict[str, Callable[[], object]]:
+    """``Precision.representative_layers`` converted once and compiled with each candidate's hint; a candidate
+    OpenVINO compiles to float32 anyway (bf16 on a CPU without bf16 kernels) is left out."""
+    converted = convert_for_openvino(Precision.representative_layers(), Precision.SIDE)
+    images = Precision.example_input().numpy()
+    compiled = {precision: compile_for_openvino(converted, precision) for precision in Precision.CANDIDATES}
+    return {precision: functools.partial(model, images) for precision, model in compiled.items()
+            if precision == "float32" or model.get_property("INFERENCE_PRECISION_HINT").get_type_name() != "f32"}

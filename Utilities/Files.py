@@ -1,4 +1,4 @@
-"""Writing a file so that a kill at any moment leaves the old file or the new one, whole, never half of one."""
+"""Files the project writes: whole or not at all (``atomic_write``), and where its per-user cache lives."""
 
 from __future__ import annotations
 
@@ -18,3 +18,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def user_cache_dir() -> Path:
+    """Where the project keeps what it makes once per user and machine (converted encoder weights, measured
+    precision choices): ``$DEFECT_SEG_CACHE``, else ``~/.cache/defect-seg`` (``$XDG_CACHE_HOME`` respected)."""
+    if os.environ.get("DEFECT_SEG_CACHE"):
+        return Path(os.environ["DEFECT_SEG_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "defect-seg"

@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from Utilities import Precision
+from Utilities.Errors import check_name
 from Utilities.Fast_layers import for_cpu_training, with_fast_merge
 
 
@@ -15,27 +17,37 @@ def default_device() -> torch.device:
 
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+PURPOSES = {"training": Precision.training_calls, "prediction": Precision.torch_prediction_calls}
 
 
-def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The reduced precision worth using on ``device``, or ``None`` for float32.
+def precision_choice(device: torch.device, precision: str = "auto", purpose: str = "training") -> Precision.Choice:
+    """The precision for ``purpose`` (``training`` or PyTorch ``prediction``) on ``device``, and why.
 
-    ``precision="auto"`` picks as below; ``"float32"``, ``"bfloat16"`` or
-    ``"float16"`` force one (e.g. to compare accuracy).
-
-    bfloat16 on a GPU that supports it, else float16; bfloat16 on a CPU with
-    native bf16 instructions (AVX512-BF16/AMX), float32 on other CPUs, where
-    emulated bf16 is slower (docs/speed.md has the measurements per CPU).
+    ``precision="auto"`` is, on a CPU, the faster of float32 and bfloat16 as
+    measured once on this machine (``Precision``), on CUDA bfloat16 mixed
+    precision where the GPU supports it, else float16; ``"float32"``,
+    ``"bfloat16"`` or ``"float16"`` force one (e.g. to compare accuracy).
     """
-    if precision not in PRECISIONS:
-        raise KeyError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    check_name("precision", precision, PRECISIONS)
+    label = f"{purpose}, PyTorch on {'the CPU' if device.type == 'cpu' else device.type}"
     if precision != "auto":
-        return None if precision == "float32" else getattr(torch, precision)
+        return Precision.Choice(label, precision, f"precision={precision!r} asked for")
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.bfloat16
-    return None
+        return Precision.Choice(label, "bfloat16" if torch.cuda.is_bf16_supported() else "float16", "mixed precision")
+    if device.type != "cpu":
+        return Precision.Choice(label, "float32", f"no reduced precision on {device.type}")
+    return Precision.measured_choice(label, PURPOSES[purpose], Precision.BATCH,
+                                     calls_per_round=1 if purpose == "training" else 4)
+
+
+def dtype_of(choice: Precision.Choice) -> torch.dtype | None:
+    """The autocast dtype of ``choice``, or ``None`` for float32."""
+    return None if choice.precision == "float32" else getattr(torch, choice.precision)
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto", purpose: str = "training") -> torch.dtype | None:
+    """``precision_choice``'s autocast dtype, or ``None`` for float32."""
+    return dtype_of(precision_choice(device, precision, purpose))
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

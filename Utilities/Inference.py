@@ -27,8 +27,8 @@ from Utilities.Architectures import split_image_logits
 from Utilities.Checkpoint import load_checkpoint, stored_inference_setup
 from Utilities.Config import TrainConfig
 from Utilities.Errors import run_command
-from Utilities.Fast_inference import BACKENDS, OpenVinoModel, choose_backend, optimise_for_inference
-from Utilities.Hardware import autocast, autocast_dtype, default_device
+from Utilities.Fast_inference import BACKENDS, OpenVinoModel, choose_backend, openvino_precision, optimise_for_inference
+from Utilities.Hardware import PRECISIONS, autocast, default_device, dtype_of, precision_choice
 from Utilities.Postprocess import InferenceSetup, PostProcessing, keep_dominant_class
 from Utilities.Predict_folder import EXIT_SOME_FAILED, REPORT, image_files, predict_folder
 from Utilities.Resnet_Unet import padded_forward, padded_side
@@ -47,8 +47,9 @@ class Predictor:
     Args:
         checkpoint: path of a checkpoint written by the Trainer.
         device: defaults to CUDA when present, else the CPU.
-        precision: ``"auto"`` (bfloat16 on CPUs with bf16 instructions, mixed
-            precision on CUDA) or ``"float32"``.
+        precision: ``"auto"`` (on a CPU the faster of float32 and bfloat16 as
+            measured once on this machine, see ``Precision``; mixed precision
+            on CUDA), or ``"float32"``, ``"bfloat16"``, ``"float16"``.
         flip_tta: also predict the horizontally and vertically flipped images
             and average the three (3x the compute); ``None``: as the
             checkpoint's inference setup says (off when it has none).
@@ -67,6 +68,7 @@ class Predictor:
             ``"openvino"`` or ``"torch"``.
 
     Attributes:
+        precision: the precision the model runs in, and why (``describe()``).
         setup: what runs between the model and the masks: the checkpoint's,
             chosen on val (``Utilities.Tune``), or else one pass at the
             training config's plain threshold; the arguments above override it.
@@ -95,13 +97,15 @@ class Predictor:
             self.setup = replace(self.setup, **{k: v for k, v in overrides.items() if v is not None},
                                  chosen_on=f"{self.setup.chosen_on or 'untuned'}, overridden")
         self.device = device or default_device()
-        self.dtype = autocast_dtype(self.device, precision)
         self.backend = choose_backend(backend, self.device, self.config.full_resolution)
         if self.backend == "openvino":
             side = None if self.config.full_resolution else padded_side(self.config.image_size)
-            self.model, self.input_dtype = OpenVinoModel(model, self.dtype == torch.bfloat16, side), torch.float32
+            self.precision = openvino_precision(precision)
+            self.model, self.input_dtype = OpenVinoModel(model, self.precision.precision, side), torch.float32
             self.dtype = None  # OpenVINO runs in its own precision
         else:
+            self.precision = precision_choice(self.device, precision, "prediction")
+            self.dtype = dtype_of(self.precision)
             self.model = optimise_for_inference(model, self.device, self.dtype)
             self.input_dtype = next(self.model.parameters()).dtype
         self.transform = eval_transforms(self.config.image_size, self.config.mean, self.config.std,
@@ -243,15 +247,19 @@ def main() -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto (default): OpenVINO for a model of one input size on a CPU where it is "
                              "installed, else PyTorch")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto (default): on a CPU the faster of float32 and bfloat16 for the backend, measured "
+                             "once on this machine and cached; mixed precision on CUDA. The others force one")
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help=f"torch.compile the PyTorch backend's model: faster after seconds of compiling; "
                              f"auto: for {COMPILE_FROM_IMAGES:,} images or more, with a model of one input size")
     args = parser.parse_args()
     backend = "torch" if args.compile == "on" and args.backend == "auto" else args.backend  # compiling is PyTorch's
     switch = {"on": True, "off": False, None: None}
-    predictor = Predictor(args.checkpoint, threshold=args.threshold, backend=backend, flip_tta=switch[args.flip_tta],
-                          dominant_class_only=switch[args.dominant_class])
+    predictor = Predictor(args.checkpoint, precision=args.precision, threshold=args.threshold, backend=backend,
+                          flip_tta=switch[args.flip_tta], dominant_class_only=switch[args.dominant_class])
     print(f"inference setup: {predictor.setup.describe()}")
+    print(f"precision: {predictor.precision.describe()}")
     if args.compile == "on" or (args.compile == "auto" and predictor.backend == "torch"
                                 and not predictor.config.full_resolution
                                 and len(image_files(args.images)) >= COMPILE_FROM_IMAGES):

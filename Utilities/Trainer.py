@@ -2,9 +2,10 @@
 
 ``fit`` trains with AdamW (or Adam) and a one-cycle learning-rate schedule (or another of ``SCHEDULERS``),
 keeps the best checkpoint by validation Dice and an atomically written "last"
-checkpoint to resume from, and returns the per-epoch history. On a CPU with
-bf16 instructions it trains in bfloat16 autocast with channels-last tensors;
-on CUDA in mixed precision.
+checkpoint to resume from, and returns the per-epoch history. On a CPU it
+trains with channels-last tensors in float32 or bfloat16 autocast, whichever
+was measured faster on this machine (``Precision``; the log says which and
+why); on CUDA in mixed precision.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from Utilities.Checkpoint import check_resumable, read_checkpoint, save_checkpoi
 from Utilities.Config import TrainConfig
 from Utilities.Distributed import init_from_environment, is_main_process, mean_over_processes, world_size
 from Utilities.Fast_layers import without_fast_layers
-from Utilities.Hardware import autocast, autocast_dtype, default_device, prepare_for_training
+from Utilities.Hardware import autocast, default_device, dtype_of, precision_choice, prepare_for_training
 from Utilities.Losses import make_loss
 from Utilities.Meter import VALIDATION_LOSS, Meter, check_monitor
 from Utilities.Optim import make_optimizer, make_scheduler
@@ -185,7 +186,10 @@ def _start(model, config: TrainConfig, batches_per_epoch: int, device, resume) -
     """The model on its device and precision, its loss, optimiser, schedule and scaler; restored from ``resume``."""
     check_monitor(config.monitor, config.channels)  # before any training, also for a config changed after it was built
     device = device or init_from_environment() or default_device()
-    dtype = autocast_dtype(device, config.precision)
+    precision = precision_choice(device, config.precision)
+    dtype = dtype_of(precision)
+    if is_main_process():
+        tqdm.write(f"precision: {precision.describe()}")
     seed_everything(config.seed)
     model = prepare_for_training(model, device, dtype)
     state = read_checkpoint(resume) if resume is not None else None

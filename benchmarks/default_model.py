@@ -1,14 +1,17 @@
 """Rows of ``make bench`` (alone: ``python -m benchmarks.default_model``) for the default pretrained model: its speed, where a training step's time goes, and
 minutes to a good model.
 
+- what the measured precision choice (``Precision``) picked for each purpose
+  on this machine, and what choosing cost;
 - training and inference img/s of ``TrainConfig()``'s model at its own size,
-  the project's way (bf16 autocast, channels-last, depthwise convolutions in
-  float32; BatchNorm folded and bf16 weights for inference) against the same
-  model in plain float32 eager;
+  the project's way (channels-last; under bf16 depthwise convolutions in
+  float32; BatchNorm folded for inference) in float32, in bfloat16 and in the
+  measured choice (the default), against the same model in plain float32 eager;
 - predictions end to end through ``Predictor.predict`` (NEU-DET-sized
   200x200 images in, probabilities at 200x200 out): the plain float32 model,
   PyTorch's fast path, the same compiled (``Predictor.compile``), and the
-  default backend (OpenVINO where installed, ``Fast_inference``);
+  default backend (OpenVINO where installed, ``Fast_inference``) forced to
+  float32, to bfloat16, and in its measured choice;
 - every speed as the median of ``ROUNDS`` rounds in which the paths take turns
   (``interleaved_rates``);
 - the training step's time per layer type (``torch.profiler``, self CPU time
@@ -19,7 +22,6 @@ minutes to a good model.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,11 +30,13 @@ import pandas as pd
 import segmentation_models_pytorch as smp
 import torch
 
+from Utilities import Precision
 from Utilities.Config import TrainConfig
 from Utilities.Fast_inference import optimise_for_inference
 from Utilities.Hardware import autocast, autocast_dtype, prepare_for_training
 from Utilities.Losses import make_loss
 from Utilities.Optim import make_optimizer
+from Utilities.Precision import medians
 from Utilities.Resnet_Unet import model_for
 
 CPU = torch.device("cpu")
@@ -55,12 +59,13 @@ def _plain_loss(config: TrainConfig):
     return lambda logits, masks: bce(logits, masks) + config.dice_weight * dice(logits, masks)
 
 
-def _training_step(config: TrainConfig, project_way: bool):
-    """A function running one training step of the default model, the project's way or in plain float32 eager."""
+def _training_step(config: TrainConfig, precision: str | None):
+    """A function running one training step of the default model, the project's way in ``precision`` (``auto``:
+    the measured choice), or in plain float32 eager (``None``)."""
     model, _ = model_for(config)
-    if not project_way:
+    if precision is None:
         return training_step(config, model, _plain_loss(config), None)
-    dtype = autocast_dtype(CPU)
+    dtype = autocast_dtype(CPU, precision)
     return training_step(config, prepare_for_training(model, CPU, dtype), make_loss(config.loss, config.dice_weight, config.image_loss_weight), dtype)
 
 
@@ -87,31 +92,18 @@ def training_step(config: TrainConfig, model: torch.nn.Module, loss_fn, dtype: t
 
 def interleaved_rates(calls: dict[str, Callable[[], object]], images_per_call: int, calls_per_round: int,
                       rounds: int = ROUNDS, warmup: int = WARMUP) -> dict[str, list[float]]:
-    """img/s of each of ``calls`` in each of ``rounds`` rounds that take turns, after ``warmup`` untimed calls
-    each. This machine's speed drifts by 10-30% within minutes; timed one after the other, the drift would
-    land in the ratios (end-to-end prediction measured once per path gave 2.4x and 3.5x in two runs)."""
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
-    rates: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            started = time.perf_counter()
-            for _ in range(calls_per_round):
-                call()
-            rates[name].append(images_per_call * calls_per_round / (time.perf_counter() - started))
-    return rates
+    """``Precision.interleaved_rates`` with this benchmark's rounds and warm-up: paths timed one after the other
+    let the machine's drift land in the ratios (end-to-end prediction gave 2.4x and 3.5x in two runs)."""
+    return Precision.interleaved_rates(calls, images_per_call, calls_per_round, rounds, warmup)
 
 
-def medians(rates: dict[str, list[float]]) -> dict[str, float]:
-    return {name: statistics.median(values) for name, values in rates.items()}
-
-
-def _inference(config: TrainConfig, project_way: bool):
+def _inference(config: TrainConfig, precision: str | None):
+    """A function predicting a batch with the default model, the project's PyTorch way in ``precision`` (``auto``:
+    the measured choice), or in plain float32 eager (``None``)."""
     model, _ = model_for(config)
     images, _ = _batch(config)
-    if project_way:
-        dtype = autocast_dtype(CPU)
+    if precision is not None:
+        dtype = autocast_dtype(CPU, precision, "prediction")
         model = optimise_for_inference(model.eval(), CPU, dtype)
         images = images.to(next(model.parameters()).dtype)
     else:
@@ -125,20 +117,55 @@ def _inference(config: TrainConfig, project_way: bool):
     return predict
 
 
+WAYS = {"plain float32 eager": None, "float32": "float32", "bfloat16": "bfloat16", "default": "auto"}
+
+
 def speed_rows(config: TrainConfig | None = None) -> list[tuple[str, float, str]]:
-    """Training and inference img/s of the default model, the project's way and in plain float32."""
+    """Training and inference img/s of the default model: the project's way in float32, in bfloat16 and in the
+    precision measured faster (the default), and in plain float32; the default against the faster of its two
+    forms (target: at least 0.97)."""
     config = config or TrainConfig()
     name = f"default {config.arch}/{config.encoder}, {config.image_size} px, batch {BATCH}"
-    train = medians(interleaved_rates({way: _training_step(config, way) for way in (False, True)}, BATCH, 4))
-    infer = medians(interleaved_rates({way: _inference(config, way) for way in (False, True)}, BATCH, 8))
-    return [
-        (f"training, {name}, plain float32 eager", train[False], "img/s"),
-        (f"training, {name}, default", train[True], "img/s"),
-        (f"inference, {name}, plain float32 eager", infer[False], "img/s"),
-        (f"inference, {name}, default", infer[True], "img/s"),
-        ("default model: training speed-up over its plain float32", train[True] / train[False], "x"),
-        ("default model: inference speed-up over its plain float32", infer[True] / infer[False], "x"),
-    ]
+    rows = []
+    for kind, make, calls in (("training", _training_step, 4), ("inference", _inference, 16)):  # rounds of 1-3 s
+        rates = medians(interleaved_rates({way: make(config, p) for way, p in WAYS.items()}, BATCH, calls))
+        rows += [(f"{kind}, {name}, {way}", rate, "img/s") for way, rate in rates.items()]
+        rows += [(f"default model: {kind} speed-up over its plain float32", rates["default"] / rates["plain float32 eager"], "x"),
+                 (f"default model: {kind}, default over the faster of float32 and bfloat16 (target >= 0.97)",
+                  rates["default"] / max(rates["float32"], rates["bfloat16"]), "x")]
+    return rows
+
+
+def precision_rows() -> list[tuple[str, float, str]]:
+    """What the measured precision choice costs the first time on this machine (target: at most 5 s) and once
+    cached, and what it chose for each purpose (measured in a scratch cache, not the user's)."""
+    import os
+    import tempfile
+
+    from Utilities.Fast_inference import openvino_precision
+    from Utilities.Hardware import precision_choice
+
+    def choose_all():
+        return [precision_choice(CPU, "auto", "training"), precision_choice(CPU, "auto", "prediction"), openvino_precision()]
+
+    saved = os.environ.get("DEFECT_SEG_CACHE")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["DEFECT_SEG_CACHE"] = tmp
+        try:
+            started = time.perf_counter()
+            choices = choose_all()
+            first = time.perf_counter() - started
+            started = time.perf_counter()
+            choose_all()
+            cached = time.perf_counter() - started
+        finally:
+            os.environ.pop("DEFECT_SEG_CACHE") if saved is None else os.environ.update(DEFECT_SEG_CACHE=saved)
+    rows = [("precision choice, first time on this machine, every purpose (target <= 5 s)", first, "s"),
+            ("precision choice, cached", cached, "s")]
+    for choice in choices:
+        rows += [(f"precision for {choice.purpose}: {choice.precision}; representative layers, {name}", rate, "img/s")
+                 for name, rate in choice.rates.items()]
+    return rows
 
 
 class _Contiguous(torch.nn.Module):
@@ -174,7 +201,9 @@ def prediction_rows(config: TrainConfig | None = None, count: int = 160) -> list
         paths["PyTorch, compiled"].predict(images[:16])
         compile_seconds = time.perf_counter() - started
         default = Predictor(checkpoint)
-        paths[f"default ({default.backend}, {'bf16' if autocast_dtype(CPU) == torch.bfloat16 else 'float32'})"] = default
+        for precision in ("float32", "bfloat16"):
+            paths[f"{default.backend}, {precision}"] = Predictor(checkpoint, precision=precision)
+        paths[f"default ({default.backend}, {default.precision.precision})"] = default
 
         def predict_all(predictor: Predictor) -> None:
             for start in range(0, count, 16):
@@ -187,6 +216,9 @@ def prediction_rows(config: TrainConfig | None = None, count: int = 160) -> list
     rows.append(("Predictor.compile time (one-off, warm inductor cache after the first run)", compile_seconds, "s"))
     for path in list(rates)[1:]:
         rows.append((f"prediction end to end: {path} over plain float32 eager", rates[path] / rates["plain float32 eager"], "x"))
+    faster = max(rates[f"{default.backend}, float32"], rates[f"{default.backend}, bfloat16"])
+    rows.append(("prediction end to end: default over the faster of its float32 and bfloat16 forms (target >= 0.97)",
+                 rates[list(rates)[-1]] / faster, "x"))
     return rows
 
 
@@ -210,7 +242,7 @@ def layer_type(name: str, shapes: list) -> str:
 def step_breakdown_rows(config: TrainConfig | None = None, steps: int = 3) -> list[tuple[str, float, str]]:
     """Milliseconds per training step of the default model, the project's way, by layer type."""
     config = config or TrainConfig()
-    step = _training_step(config, project_way=True)
+    step = _training_step(config, "auto")
     for _ in range(WARMUP):
         step()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as profile:
@@ -257,7 +289,7 @@ def quality_histories(models: Path) -> dict[str, Path]:
 
 def main() -> None:
     """Print these rows alone (``make bench`` includes them in its full report)."""
-    rows = speed_rows() + prediction_rows() + step_breakdown_rows() + time_to_quality_rows(quality_histories(Path("Models")))
+    rows = precision_rows() + speed_rows() + prediction_rows() + step_breakdown_rows() + time_to_quality_rows(quality_histories(Path("Models")))
     print(pd.DataFrame(rows, columns=["measurement", "value", "unit"]).to_markdown(index=False, floatfmt=".2f"))
 
 

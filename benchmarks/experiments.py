@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -23,12 +22,13 @@ from Utilities.Tune import choose_setup
 
 
 def train(config: TrainConfig) -> tuple[Path, pd.DataFrame, float]:
-    """Train ``config``; its best checkpoint, history and training minutes."""
+    """Train ``config``, continuing from its ``_last.pth`` where an interrupted run left one (a finished run
+    trains no further); its best checkpoint, history and training minutes (the epochs' summed seconds)."""
     train_loader, val_loader = make_loaders(config)
     model, weights = model_for(config)
-    started = time.perf_counter()
-    history = fit(model, train_loader, val_loader, config, weights)
-    return config.models_dir / f"{config.run_name}_best.pth", history, (time.perf_counter() - started) / 60
+    last = config.models_dir / f"{config.run_name}_last.pth"
+    history = fit(model, train_loader, val_loader, config, weights, resume=last if last.exists() else None)
+    return config.models_dir / f"{config.run_name}_best.pth", history, history["seconds"].sum() / 60
 
 
 def reload(checkpoint: Path, root: Path) -> tuple[TrainConfig, pd.DataFrame, float]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.default_model import interleaved_rates, medians
+from benchmarks.default_model import interleaved_rates
 from benchmarks.speed import ROOT, TRAINED
 from Utilities.Checkpoint import load_checkpoint
 from Utilities.Data_Retriever_Seg import split_table
@@ -24,6 +24,7 @@ from Utilities.Evaluate import evaluate_source, held_out_set
 from Utilities.Fast_inference import convert_for_openvino
 from Utilities.Images import read_image
 from Utilities.Inference import Predictor
+from Utilities.Precision import medians
 from Utilities.Resnet_Unet import padded_side
 
 

