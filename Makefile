@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: env data data-mt data-cfd run full full-mt full-cfd test unit notebooks bench lint
+.PHONY: env data data-mt data-cfd run full full-mt full-cfd test unit notebooks bench bench-precision lint
 
 env: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -75,6 +75,10 @@ notebooks: data data-mt data-cfd
 ## CPU speed report: prints a table and writes benchmarks/results/.
 bench: data
 	$(PYTHON) -m benchmarks.speed
+
+## Only the rows about precision (measured choice, float32 against bfloat16, test Dice per precision): minutes.
+bench-precision: data
+	$(PYTHON) -m benchmarks.speed --precision
 
 lint: env
 	$(VENV)/bin/ruff check Utilities tests benchmarks notebooks

@@ -80,12 +80,18 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from error
 
 
-def store_inference_setup(path: str | Path, setup: InferenceSetup) -> None:
+def store_inference_setup(path: str | Path, setup: InferenceSetup, int8_model: dict | None = None,
+                          int8_check: str | None = None) -> None:
     """Keep the inference setup chosen on val in the checkpoint ``path``, where ``Predictor`` (and so evaluation
-    and the command line) finds it; the file is replaced atomically."""
+    and the command line) finds it, with the int8 model it runs where it chose int8 (``Utilities.Int8``) and the
+    line saying why; the file is replaced atomically."""
     checkpoint = read_checkpoint(path)
     checkpoint["inference_setup"] = setup.to_dict()
     checkpoint.pop("postprocessing", None)  # an older checkpoint's post-processing alone
+    for key, value in (("int8_model", int8_model), ("int8_check", int8_check)):
+        checkpoint.pop(key, None)
+        if value is not None:
+            checkpoint[key] = value
     atomic_save(checkpoint, path)
 
 

@@ -117,16 +117,20 @@ def convert_for_openvino(model: torch.nn.Module, side: int | None = None):
 
 
 class OpenVinoModel(torch.nn.Module):
-    """``model`` converted by OpenVINO and compiled for this CPU, called like the module it came from.
+    """A model compiled by OpenVINO for this CPU, called like the module it came from (``converted`` converts one).
 
     Inputs of any batch size; of ``side`` x ``side`` pixels where it is given (a multiple of 32; 4-5% faster
     than a model of any height and width for FPN/EfficientNet-Lite2 at 128 px), else of any height and width.
     ``precision`` (float32, bfloat16 or float16) is OpenVINO's inference precision hint. Converting takes 2-3 s.
     """
 
-    def __init__(self, model: torch.nn.Module, precision: str, side: int | None = None):
+    def __init__(self, compiled):
         super().__init__()
-        self.compiled = compile_for_openvino(convert_for_openvino(model, side), precision)
+        self.compiled = compiled
+
+    @classmethod
+    def converted(cls, model: torch.nn.Module, precision: str, side: int | None = None) -> OpenVinoModel:
+        return cls(compile_for_openvino(convert_for_openvino(model, side), precision))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.compiled(images.float().contiguous().numpy())[0])

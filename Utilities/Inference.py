@@ -29,7 +29,9 @@ from Utilities.Config import TrainConfig
 from Utilities.Errors import run_command
 from Utilities.Fast_inference import BACKENDS, OpenVinoModel, choose_backend, openvino_precision, optimise_for_inference
 from Utilities.Hardware import PRECISIONS, autocast, default_device, dtype_of, precision_choice
+from Utilities.Int8 import compiled_model as compiled_int8
 from Utilities.Postprocess import InferenceSetup, PostProcessing, keep_dominant_class
+from Utilities.Precision import Choice
 from Utilities.Predict_folder import EXIT_SOME_FAILED, REPORT, image_files, predict_folder
 from Utilities.Resnet_Unet import padded_forward, padded_side
 from Utilities.Sliding_window import window_rows
@@ -99,10 +101,14 @@ class Predictor:
         self.device = device or default_device()
         self.backend = choose_backend(backend, self.device, self.config.full_resolution)
         if self.backend == "openvino":
-            side = None if self.config.full_resolution else padded_side(self.config.image_size)
-            self.precision = openvino_precision(precision)
-            self.model, self.input_dtype = OpenVinoModel(model, self.precision.precision, side), torch.float32
-            self.dtype = None  # OpenVINO runs in its own precision
+            self.input_dtype, self.dtype = torch.float32, None  # OpenVINO runs in its own precision
+            if precision == "auto" and self.setup.precision == "int8" and "int8_model" in self.checkpoint:
+                self.precision = Choice("prediction, OpenVINO on the CPU", "int8", f"kept by Utilities.Tune on val: "
+                                        f"{self.checkpoint['int8_check']}")
+                self.model = OpenVinoModel(compiled_int8(self.checkpoint["int8_model"]))
+            else:
+                self.precision = openvino_precision(precision)
+                self.model = OpenVinoModel.converted(model, self.precision.precision, self.input_side)
         else:
             self.precision = precision_choice(self.device, precision, "prediction")
             self.dtype = dtype_of(self.precision)
@@ -125,6 +131,11 @@ class Predictor:
         self.model = torch.compile(self.model, options={"freezing": True}, dynamic=False)
         self.compiled = True
         return self
+
+    @property
+    def input_side(self) -> int | None:
+        """The model's input side in pixels; ``None`` for a full-resolution model (each image at its own size)."""
+        return None if self.config.full_resolution else padded_side(self.config.image_size)
 
     @property
     def classes(self) -> tuple[str, ...]:

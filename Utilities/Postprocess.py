@@ -158,12 +158,15 @@ class InferenceSetup:
 
     Attributes:
         chosen_on: what chose it, e.g. ``"val: 240 images, dice 0.8312"`` (empty for the untuned default).
+        precision: ``"auto"`` (the precision measured faster on the machine) or ``"int8"`` (the checkpoint's
+            OpenVINO int8 model, kept by Tune where it agreed with the float one on val: ``Utilities.Int8``).
     """
 
     postprocessing: PostProcessing
     flip_tta: bool = False
     dominant_class_only: bool = False
     chosen_on: str = ""
+    precision: str = "auto"
 
     @classmethod
     def plain(cls, channels: int, threshold: float) -> InferenceSetup:
@@ -172,12 +175,14 @@ class InferenceSetup:
 
     def to_dict(self) -> dict:
         return {"postprocessing": self.postprocessing.to_dict(), "flip_tta": self.flip_tta,
-                "dominant_class_only": self.dominant_class_only, "chosen_on": self.chosen_on}
+                "dominant_class_only": self.dominant_class_only, "chosen_on": self.chosen_on,
+                "precision": self.precision}
 
     @classmethod
     def from_dict(cls, values: dict) -> InferenceSetup:
         return cls(PostProcessing.from_dict(values["postprocessing"]), bool(values.get("flip_tta", False)),
-                   bool(values.get("dominant_class_only", False)), str(values.get("chosen_on", "")))
+                   bool(values.get("dominant_class_only", False)), str(values.get("chosen_on", "")),
+                   str(values.get("precision", "auto")))
 
     def masks(self, probabilities: np.ndarray, image_probabilities: np.ndarray | None = None) -> np.ndarray:
         """``(C, H, W)`` uint8 masks of one image's probabilities (flips and the dominant class already applied by
@@ -191,7 +196,7 @@ class InferenceSetup:
         return (f"flip TTA {'on' if self.flip_tta else 'off'}, dominant class only "
                 f"{'on' if self.dominant_class_only else 'off'}, threshold "
                 f"{'/'.join(f'{t:g}' for t in self.postprocessing.threshold)}" + (f", {steps}" if steps else "")
-                + f" ({self.chosen_on or 'not tuned: python -m Utilities.Tune chooses on val'})")
+                + (", OpenVINO int8" if self.precision == "int8" else "") + f" ({self.chosen_on or 'not tuned: python -m Utilities.Tune chooses on val'})")
 
 
 def label_map(masks: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

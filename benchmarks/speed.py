@@ -1,7 +1,8 @@
 """CPU speed report: the project's defaults against a plain baseline, in one run.
 
 Run with ``make bench``. Prints a markdown table and writes it to
-``benchmarks/results/speed.md`` and ``speed.csv``. Everything is measured in
+``benchmarks/results/speed.md`` and ``speed.csv``; ``--precision`` runs only
+the rows about precision (``precision_report``, into ``precision.md``). Everything is measured in
 the same process on the same machine; the inference paths and the default
 model's training rows take turns in rounds (``default_model.interleaved_rates``),
 so the ratios hold on a machine whose speed drifts. The yardstick's training
@@ -271,12 +272,37 @@ def machine() -> str:
             f"{platform.python_implementation()} {platform.python_version()}")
 
 
+def ceiling_rows() -> list[tuple[str, float, str]]:
+    return [(f"ceiling: 3x3 conv, {name}", conv_ceiling(dtype) / 1e12, "TFLOP/s")
+            for name, dtype in (("bfloat16", torch.bfloat16), ("float32", None))]
+
+
+def precision_report() -> list[tuple[str, float, str]]:
+    """The rows of ``make bench`` about precision (``python -m benchmarks.speed --precision``, a few minutes): the
+    convolution ceilings, the measured choice, the default model's training step, inference and prediction end
+    to end in float32, bfloat16 and the default, and the trained model's test Dice in each precision."""
+    rows = ceiling_rows() + default_model.precision_rows() + default_model.speed_rows() + default_model.prediction_rows()
+    return rows + (inference_accuracy(TRAINED) if TRAINED.exists() else [])
+
+
+def write_report(rows: list[tuple[str, float, str]], name: str, started: float) -> None:
+    """Print ``rows`` as a markdown table under a header naming the machine, and write them to ``RESULTS``."""
+    table = pd.DataFrame(rows, columns=["measurement", "value", "unit"])
+    table["value"] = table["value"].map(lambda v: f"{v:.3f}")
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    header = f"Measured {stamp} on {machine()}; benchmark took {(time.perf_counter() - started) / 60:.1f} min."
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    table.to_csv(RESULTS / f"{name}.csv", index=False)
+    (RESULTS / f"{name}.md").write_text(header + "\n\n" + table.to_markdown(index=False) + "\n")
+    print(header)
+    print(table.to_markdown(index=False))
+
+
 def main() -> None:
     config = config_for()
     started = time.perf_counter()
-    rows: list[tuple[str, float, str]] = []
-    bf16, fp32 = conv_ceiling(torch.bfloat16), conv_ceiling(None)
-    rows += [("ceiling: 3x3 conv, bfloat16", bf16 / 1e12, "TFLOP/s"), ("ceiling: 3x3 conv, float32", fp32 / 1e12, "TFLOP/s")]
+    rows = ceiling_rows()
+    bf16, fp32 = (value * 1e12 for _, value, _ in rows)
     fwd = forward_flops(build_model(config.arch, config.encoder, 6)[0].eval())
     rows.append(("forward pass, one 224x224 image", fwd / 1e9, "GFLOP"))
 
@@ -324,16 +350,14 @@ def main() -> None:
     rows += default_model.prediction_rows()
     rows += default_model.step_breakdown_rows()
     rows += default_model.time_to_quality_rows(default_model.quality_histories(ROOT / "Models"))
-    table = pd.DataFrame(rows + ratios, columns=["measurement", "value", "unit"])
-    table["value"] = table["value"].map(lambda v: f"{v:.3f}")
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    header = f"Measured {stamp} on {machine()}; benchmark took {(time.perf_counter() - started) / 60:.1f} min."
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    table.to_csv(RESULTS / "speed.csv", index=False)
-    (RESULTS / "speed.md").write_text(header + "\n\n" + table.to_markdown(index=False) + "\n")
-    print(header)
-    print(table.to_markdown(index=False))
+    write_report(rows + ratios, "speed", started)
 
 
 if __name__ == "__main__":
-    memory_probe() if "--memory-probe" in sys.argv else main()
+    if "--memory-probe" in sys.argv:
+        memory_probe()
+    elif "--precision" in sys.argv:
+        began = time.perf_counter()
+        write_report(precision_report(), "precision", began)
+    else:
+        main()

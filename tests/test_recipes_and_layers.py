@@ -38,7 +38,7 @@ LAYERS = {  # as the README's table: each module imports only from its own layer
     "config": ("Config", "Cli"),
     "model": ("Resnet_Unet", "Checkpoint"),
     "training": ("Data_Retriever_Seg", "Validation_split", "Trainer", "Train"),
-    "prediction": ("Fast_inference", "Sliding_window", "Large_images", "Inference", "Predict_folder", "Evaluate", "Tune",
+    "prediction": ("Fast_inference", "Int8", "Sliding_window", "Large_images", "Inference", "Predict_folder", "Evaluate", "Tune",
                    "Onnx_export", "Plots", "Notebook"),
 }
 

@@ -94,3 +94,39 @@ def test_an_older_checkpoints_post_processing_alone_still_predicts(trained, tmp_
     predictor = Predictor(tmp_path / "old.pth", backend="torch")
     assert predictor.postprocessing.threshold == (0.7,) * 6 and not predictor.setup.flip_tta
     assert pd.notna(predictor.setup.describe())
+
+
+@pytest.mark.parametrize("int8_score, int8_rate, kept", [(0.799, 2.0, True), (0.797, 2.0, False), (0.81, 0.5, False)])
+def test_int8_needs_the_val_score_within_the_agreement_and_more_speed(int8_score, int8_rate, kept):
+    from Utilities.Int8 import keeps_int8
+
+    assert keeps_int8(0.8, int8_score, 1.0, int8_rate) is kept
+
+
+@pytest.mark.parametrize("agrees", [True, False])
+def test_int8_kept_by_tuning_is_what_prediction_then_runs(trained, tmp_path, monkeypatch, agrees):
+    """The int8 model Tune scored is stored in the checkpoint and run by a Predictor reading it, with the same val
+    score; not kept, nothing of it stays."""
+    import shutil
+
+    from Utilities import Int8
+    from Utilities.Tune import score_setup, try_int8
+
+    pytest.importorskip("nncf")
+    checkpoint, config = trained
+    copy = shutil.copy(checkpoint, tmp_path / "tiny_best.pth")
+    source, val = source_of(config), split_names(config, "val")
+    predictor = Predictor(copy, backend="openvino")
+    chosen, table = choose_setup(predictor, source, val, (False,), (False,))
+    monkeypatch.setattr(Int8, "keeps_int8", lambda *scores: agrees)
+    setup, model, check = try_int8(copy, predictor, source, config, chosen, table["score"].max())
+    store_inference_setup(copy, setup, model, check)
+    again = Predictor(copy)
+    if not agrees:
+        assert model is None and again.precision.precision != "int8" and "int8_model" not in read_checkpoint(copy)
+        return
+    assert setup.precision == "int8" and again.setup == setup and again.precision.precision == "int8"
+    assert "int8" in again.setup.describe() and check in again.precision.describe()
+    int8_score = float(check.split()[2])
+    assert score_setup(again, source, val, again.setup) == pytest.approx(int8_score, abs=5e-5)
+    assert Predictor(copy, precision="float32").precision.precision == "float32"  # asked for: the float model
