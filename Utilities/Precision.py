@@ -63,13 +63,15 @@ def interleaved_rates(calls: dict[str, Callable[[], object]], images_per_call: i
                       ) -> dict[str, list[float]]:
     """Images/s of each of ``calls`` in each of ``rounds`` rounds that take turns, after ``warmup`` untimed calls
     each. A machine's speed drifts by 10-30% within minutes; timed one after the other, the drift would land in
-    the ratios."""
+    the ratios. Each round starts one call later than the one before, so no call always follows the same one
+    (on a 2-core virtual machine the call after a long bf16 one ran up to 14% slower)."""
     for call in calls.values():
         for _ in range(warmup):
             call()
     rates: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
+    order = list(calls.items())
+    for round_ in range(rounds):
+        for name, call in order[round_ % len(order):] + order[: round_ % len(order)]:
             started = clock()
             for _ in range(calls_per_round):
                 call()
@@ -124,8 +126,11 @@ def measured_choice(purpose: str, make_calls: Callable[[], dict[str, Callable[[]
     precision = "bfloat16" if rates.get("bfloat16", 0) > MARGIN * rates["float32"] else "float32"
     choices = _cached_choices() | {purpose: {"precision": precision, "rates": rates,
                                              "date": datetime.date.today().isoformat()}}
-    atomic_write(cache_file(), lambda partial: partial.write_text(
-        json.dumps({"machine": machine_key(), "choices": choices}, indent=1)))
+    try:
+        atomic_write(cache_file(), lambda partial: partial.write_text(
+            json.dumps({"machine": machine_key(), "choices": choices}, indent=1)))
+    except OSError as problem:  # a read-only home: measured again next time, nothing else lost
+        return Choice(purpose, precision, f"measured now, not cached: {problem}", rates)
     return Choice(purpose, precision, f"measured now, cached in {cache_file()}", rates)
 
 

@@ -203,7 +203,7 @@ def prediction_rows(config: TrainConfig | None = None, count: int = 160) -> list
         save_checkpoint(checkpoint, model.eval(), config, {}, None)
         plain = Predictor(checkpoint, precision="float32", backend="torch")
         plain.model = _Contiguous(load_checkpoint(checkpoint)[0].eval())  # unfolded, contiguous: plain float32 eager
-        paths = {"plain float32 eager": plain, "PyTorch (BatchNorm folded, bf16 weights)": Predictor(checkpoint, backend="torch")}
+        paths = {"plain float32 eager": plain, "PyTorch (BatchNorm folded, measured precision)": Predictor(checkpoint, backend="torch")}
         started = time.perf_counter()
         paths["PyTorch, compiled"] = Predictor(checkpoint, backend="torch").compile()
         paths["PyTorch, compiled"].predict(images[:16])

@@ -42,7 +42,7 @@ def test_interleaved_rates_take_turns_after_the_warm_up_and_count_images_per_sec
 
     rates = Precision.interleaved_rates({"a": lambda: call("a", 0.5), "b": lambda: call("b", 2.0)}, images_per_call=8,
                                         calls_per_round=2, rounds=3, warmup=1, clock=lambda: clock[0])
-    assert "".join(calls) == "ab" + "aabb" * 3
+    assert "".join(calls) == "ab" + "aabb" + "bbaa" + "aabb"  # each round starts one call later
     assert rates == {"a": [16.0] * 3, "b": [4.0] * 3}  # 16 images in 1 s, 16 in 4 s
     assert Precision.medians({"a": [1.0, 9.0, 3.0]}) == {"a": 3.0}
 
@@ -78,6 +78,14 @@ def test_the_choice_is_cached_and_measured_again_when_the_machine_changes(monkey
     monkeypatch.setattr(Precision, "machine_key", lambda: other)  # an upgrade, another CPU or core count
     again = Precision.measured_choice("training", clock.calls({"float32": 1.0, "bfloat16": 2.0}), 2, clock=clock)
     assert again.precision == "float32" and "measured now" in again.how
+
+
+def test_an_unwritable_cache_still_gives_a_choice(monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("DEFECT_SEG_CACHE", str(tmp_path / "file"))  # a file where the folder should be
+    clock = FakeClock()
+    choice = Precision.measured_choice("training", clock.calls({"float32": 2.0, "bfloat16": 1.0}), 2, clock=clock)
+    assert choice.precision == "bfloat16" and "not cached" in choice.how
 
 
 def test_an_unreadable_cache_is_measured_again():
