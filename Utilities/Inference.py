@@ -109,9 +109,11 @@ class Predictor:
             else:
                 self.precision = openvino_precision(precision)
                 self.model = OpenVinoModel.converted(model, self.precision.precision, self.input_side)
+                self.setup = replace(self.setup, precision="auto")  # says what runs: not the int8 model
         else:
             self.precision = precision_choice(self.device, precision, "prediction")
             self.dtype = dtype_of(self.precision)
+            self.setup = replace(self.setup, precision="auto")  # the int8 model is OpenVINO's
             self.model = optimise_for_inference(model, self.device, self.dtype)
             self.input_dtype = next(self.model.parameters()).dtype
         self.transform = eval_transforms(self.config.image_size, self.config.mean, self.config.std,

@@ -129,4 +129,6 @@ def test_int8_kept_by_tuning_is_what_prediction_then_runs(trained, tmp_path, mon
     assert "int8" in again.setup.describe() and check in again.precision.describe()
     int8_score = float(check.split()[2])
     assert score_setup(again, source, val, again.setup) == pytest.approx(int8_score, abs=5e-5)
-    assert Predictor(copy, precision="float32").precision.precision == "float32"  # asked for: the float model
+    for other in (Predictor(copy, precision="float32"), Predictor(copy, backend="torch")):  # the float model runs
+        assert other.precision.precision != "int8" and other.setup.precision == "auto"
+        assert "int8" not in other.setup.describe()
