@@ -116,7 +116,7 @@ class TrainConfig:
     def _complete(self) -> None:
         """Fill the defaults that depend on other fields and check what prediction needs too."""
         check_name("data set format", self.data_format, FORMATS)
-        self.classes = tuple(self.classes) if self.classes else FORMATS[self.data_format].default_classes
+        self.classes = tuple(self.classes) if self.classes else FORMATS[self.data_format].classes_in(self.data_path)
         if self.split_file is None:  # the data set's own folder name, or its format's usual one at the project root
             name = (Path(self.data_root).name if self.data_root else "") or FORMATS[self.data_format].default_name
             self.split_file = f"splits/{name}.csv"

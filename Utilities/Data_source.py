@@ -23,6 +23,7 @@ from Utilities.Validate_data import DataReport
 
 NO_DEFECT = "free"
 BINARY_CLASSES = ("defect",)
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}  # folder: split
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,16 @@ class DataSource:
 
     def __init__(self, root: str | Path, classes: tuple[str, ...] | None = None, binary: bool = False):
         self.root = Path(root)
-        self.source_classes = tuple(classes or self.default_classes)
+        self.source_classes = tuple(classes or self.classes_in(self.root))
         self.binary = binary
         self._samples: list[Sample] | None = None
         self._by_name: dict[str, Sample] = {}
         self._listing = DataReport()
+
+    @classmethod
+    def classes_in(cls, root: Path) -> tuple[str, ...]:
+        """The classes a data set in this format names itself (a COCO file's categories), else the format's own."""
+        return cls.default_classes
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -193,24 +199,34 @@ def pair_by_stem(images: dict[str, Path], truths: dict[str, Path], report: DataR
     return sorted(images.keys() & truths.keys())
 
 
-def read_mask_file(path: Path, height: int, width: int, grey: bool = False) -> np.ndarray:
+def read_mask_file(path: Path, height: int, width: int, grey: bool = False, rgb: bool = False) -> np.ndarray:
     """A single-channel mask image of the expected size, as stored (8 or 16 bit, palette indices).
 
     Grey masks saved as RGB (three equal channels) count as single-channel;
-    ``grey`` converts any mask to 8-bit grey (for lossy files, whose channels differ slightly).
+    ``grey`` converts any mask to 8-bit grey (for lossy files, whose channels differ slightly),
+    ``rgb`` to ``(H, W, 3)`` colours (for colour-coded masks).
     """
     try:
-        with Image.open(path) as picture:
-            mask = np.array(picture.convert("L") if grey else picture)  # palette PNGs give indices, 16-bit uint16
+        with Image.open(path) as picture:  # palette PNGs give indices, 16-bit uint16
+            mask = np.array(picture.convert("L") if grey else picture.convert("RGB") if rgb else picture)
     except (OSError, ValueError) as error:
         raise ValueError(f"{path.name}: unreadable mask") from error
-    if mask.ndim == 3 and (mask == mask[..., :1]).all():
+    if not rgb and mask.ndim == 3 and (mask == mask[..., :1]).all():
         mask = mask[..., 0]
-    if mask.ndim == 3:
+    if not rgb and mask.ndim == 3:
         raise ValueError(f"{path.name}: mask has {mask.shape[2]} different channels, expected one")
-    if mask.shape != (height, width):
+    if mask.shape[:2] != (height, width):
         raise ValueError(f"{path.name}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {width}x{height}")
     return mask
+
+
+def is_palette_image(path: Path) -> bool:
+    """Whether an image file stores palette indices (Pascal VOC's masks), from its header."""
+    try:
+        with Image.open(path) as picture:
+            return picture.mode == "P"
+    except OSError:
+        return False
 
 
 def one_hot(indices: np.ndarray, classes: int) -> np.ndarray:

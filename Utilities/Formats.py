@@ -13,6 +13,10 @@ Layouts (``root`` is the data set's folder):
   of one class are thresholded at 128); or the same already split, as public data sets
   circulate: ``<split>/images`` + ``<split>/masks``, ``<split>/`` + ``<split>_lab/`` or
   ``<split>_img/`` + ``<split>_lab/``, for ``<split>`` in train, val, valid, validation, test.
+  Colour masks with a ``labelmap.txt`` (``name:r,g,b::`` lines) at the root: CVAT's
+  "Segmentation mask" export (``JPEGImages/`` + ``SegmentationClass/``), classes in its order.
+  Pascal VOC's palette PNGs read as their indices, its 255 border (void) as background.
+- ``coco``, ``yolo_seg``, ``labelme``: what labelling tools export (``Utilities.Labelling_formats``).
 - ``magnetic_tile``: ``MT_<Class>/Imgs/<stem>.jpg`` with ``<stem>.png`` (0/255, grey edges
   thresholded at 128); the class comes from the folder, ``MT_Free`` has no defect.
 - ``crackforest``: ``image/<nnn>.jpg`` with ``groundTruth/<nnn>.mat`` (struct ``groundTruth``,
@@ -38,11 +42,13 @@ from Utilities.Annotation_files import read_mat_segmentation, read_seg_file, rea
 from Utilities.Data_source import (
     BINARY_CLASSES,
     NO_DEFECT,
+    SPLIT_FOLDERS,
     DataSource,
     Sample,
     copy_if_changed,
     files_below,
     images_by_stem,
+    is_palette_image,
     one_hot,
     pair_by_stem,
     read_mask_file,
@@ -50,6 +56,15 @@ from Utilities.Data_source import (
 from Utilities.Errors import UnknownName
 from Utilities.Extract_masks import NEU_DET_CLASSES, boxes_to_mask, parse_voc_xml
 from Utilities.Images import IMAGE_SUFFIXES
+from Utilities.Labelling_formats import (
+    LABELMAP,
+    CocoSource,
+    LabelmeSource,
+    YoloSegSource,
+    colour_indices,
+    labelmap_classes,
+    read_labelmap,
+)
 from Utilities.Rle import rle_to_mask
 from Utilities.Validate_data import DataReport
 
@@ -141,12 +156,14 @@ class VocSource(DataSource):
                 report.warnings.append(f"{where} reaches outside the {annotation.width}x{annotation.height} image; clipped")
 
 
-SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}  # folder: split
 SPLIT_LAYOUTS = (("{split}/images", "{split}/masks"), ("{split}", "{split}_lab"), ("{split}_img", "{split}_lab"))
 
 
+VOID = 255  # Pascal VOC's border around objects in its palette PNGs: neither class nor background
+
+
 class FolderSource(DataSource):
-    """Images and index masks matched by file stem; masks in any image format.
+    """Images and index masks matched by file stem; masks in any image format, or colours named by a ``labelmap.txt``.
 
     Masks saved lossily (JPEG, as many public crack data sets circulate) hold
     0-255 along the edges of a 0/255 mask, often in three slightly different
@@ -164,6 +181,15 @@ class FolderSource(DataSource):
     def __init__(self, root, classes=None, binary=False, images: str = "images", masks: str = "masks"):
         super().__init__(root, classes, binary)
         self.images_dir, self.masks_dir = self.root / images, self.root / masks
+        if not self.images_dir.is_dir() and (self.root / "SegmentationClass").is_dir():  # Pascal VOC, CVAT
+            self.images_dir, self.masks_dir = self.root / "JPEGImages", self.root / "SegmentationClass"
+        self.colours = read_labelmap(self.root / LABELMAP) if (self.root / LABELMAP).is_file() else None
+
+    @classmethod
+    def classes_in(cls, root: Path) -> tuple[str, ...]:
+        """The classes of ``labelmap.txt`` where there is one."""
+        labelmap = Path(root) / LABELMAP
+        return labelmap_classes(read_labelmap(labelmap)) if labelmap.is_file() else cls.default_classes
 
     def folder_pairs(self) -> list[tuple[str | None, Path, Path]]:
         """``(split, images folder, masks folder)``: one pair with split ``None``, or one per split folder found."""
@@ -206,13 +232,17 @@ class FolderSource(DataSource):
         return sample.truth.suffix.lower() in self.lossy_suffixes and (self.binary or len(self.source_classes) == 1)
 
     def _indices(self, sample, height, width) -> np.ndarray:
-        if self._is_lossy_binary(sample):
+        if self.colours:
+            mask = colour_indices(read_mask_file(sample.truth, height, width, rgb=True), self.colours, self.source_classes)
+        elif self._is_lossy_binary(sample):
             return (read_mask_file(sample.truth, height, width, grey=True) >= 128).astype(np.uint8)
-        mask = read_mask_file(sample.truth, height, width)
-        if self.binary:  # any class is a defect
-            return (mask > 0).astype(np.uint8)
-        one_class_255 = len(self.source_classes) == 1 and mask.dtype == np.uint8
-        return np.where(mask == 255, 1, mask) if one_class_255 else mask
+        else:
+            mask = read_mask_file(sample.truth, height, width)
+            if len(self.source_classes) == 1 and mask.dtype == np.uint8:
+                mask = np.where(mask == 255, 1, mask)
+            elif is_palette_image(sample.truth):
+                mask = np.where(mask == VOID, 0, mask)
+        return (mask > 0).astype(np.uint8) if self.binary else mask
 
     def _class_masks(self, sample, height, width):
         return one_hot(self._indices(sample, height, width), len(self.source_classes))
@@ -359,7 +389,8 @@ class SeverstalSource(DataSource):
 
 
 FORMATS: dict[str, type[DataSource]] = {
-    source.format: source for source in (VocSource, FolderSource, MagneticTileSource, CrackForestSource, SeverstalSource)
+    source.format: source for source in (VocSource, FolderSource, MagneticTileSource, CrackForestSource, SeverstalSource,
+                                         CocoSource, YoloSegSource, LabelmeSource)
 }
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import scipy.io
 from conftest import make_neu_like
+from test_labelling_formats import make_coco, make_cvat_masks, make_labelme, make_yolo_seg
 
 from Utilities.Annotation_files import read_severstal_csv, write_severstal_submission
 from Utilities.Formats import FORMATS, open_source
@@ -243,7 +244,7 @@ def test_severstal_submission_round_trips(tmp_path):
 
 def test_unknown_format_lists_the_known_ones(tmp_path):
     with pytest.raises(KeyError, match="magnetic_tile"):
-        open_source("coco", tmp_path)
+        open_source("cityscapes", tmp_path)
 
 
 # --- one code path for every format: split, train, evaluate, predict --------------------------
@@ -300,15 +301,20 @@ FORMAT_CASES = {
                       {"binary": True, "full_resolution": True, "defect_fraction": 0.5, "monitor": "mean_dice"}),
     "crackforest": (make_crackforest, None, {}),
     "severstal": (make_wide_severstal, None, {"full_resolution": True}),
+    "coco": (make_coco, None, {}),
+    "yolo_seg": (make_yolo_seg, None, {}),
+    "labelme": (make_labelme, None, {}),
 }
+END_TO_END = [(name, *case) for name, case in FORMAT_CASES.items()] + [("folders", make_cvat_masks, None, {})]  # + colour masks
 
 
 def test_every_registered_format_has_a_case_below():
     assert set(FORMAT_CASES) == set(FORMATS), "add a tiny data set maker for the new format to FORMAT_CASES"
 
 
-@pytest.mark.parametrize("data_format", list(FORMAT_CASES))
-def test_every_format_trains_evaluates_and_predicts(tmp_path, data_format):
+@pytest.mark.parametrize("data_format,make,classes,options", END_TO_END,
+                         ids=[f"{case[0]}-{case[1].__name__}" for case in END_TO_END])
+def test_every_format_trains_evaluates_and_predicts(tmp_path, data_format, make, classes, options):
     from Utilities.Config import TrainConfig
     from Utilities.Data_Retriever_Seg import make_loaders
     from Utilities.Evaluate import evaluation_table
@@ -319,7 +325,6 @@ def test_every_format_trains_evaluates_and_predicts(tmp_path, data_format):
     from Utilities.Trainer import fit
     from Utilities.Validation_split import names_in
 
-    make, classes, options = FORMAT_CASES[data_format]
     make(tmp_path / "data")
     source = open_source(data_format, tmp_path / "data", classes)
     names = [s.name for s in source.samples()]
