@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from Utilities.Architectures import split_image_logits
 from Utilities.Checkpoint import load_checkpoint, stored_inference_setup
+from Utilities.Coco_export import COCO_PREDICTIONS
 from Utilities.Config import TrainConfig
 from Utilities.Errors import run_command
 from Utilities.Fast_inference import BACKENDS, OpenVinoModel, choose_backend, openvino_precision, optimise_for_inference
@@ -34,6 +35,7 @@ from Utilities.Postprocess import InferenceSetup, PostProcessing, keep_dominant_
 from Utilities.Precision import Choice
 from Utilities.Predict_folder import EXIT_SOME_FAILED, REPORT, image_files, predict_folder
 from Utilities.Resnet_Unet import padded_forward, padded_side
+from Utilities.Review_page import REVIEW_PAGE
 from Utilities.Sliding_window import window_rows
 from Utilities.Transforms import eval_transforms
 
@@ -257,6 +259,9 @@ def main() -> None:
                         "predicted area per image (default: the checkpoint's inference setup)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per model call (default: 16)")
     parser.add_argument("--overwrite", action="store_true", help="predict again images whose outputs exist")
+    parser.add_argument("--coco", action="store_true", help=f"also write the predicted masks as COCO instances "
+                        f"(RLE, with scores) in <out>/{COCO_PREDICTIONS}, for CVAT or Label Studio to import as "
+                        "pre-annotations; the coco data format reads it back")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto (default): OpenVINO for a model of one input size on a CPU where it is "
                              "installed, else PyTorch")
@@ -280,9 +285,10 @@ def main() -> None:
             predictor.compile()
         except ValueError as problem:
             parser.error(f"--compile on: {problem}")
-    report = predict_folder(predictor, args.images, args.out, args.batch_size, args.overwrite)
+    report = predict_folder(predictor, args.images, args.out, args.batch_size, args.overwrite, args.coco)
     failed = report[report["status"] == "failed"]
-    print(f"{len(report) - len(failed)} of {len(report)} images predicted into {args.out} (report: {REPORT}); "
+    print(f"{len(report) - len(failed)} of {len(report)} images predicted into {args.out} (report: {REPORT}, "
+          f"to review them: {REVIEW_PAGE}{', ' + COCO_PREDICTIONS if args.coco else ''}); "
           "mask values: 0 background, " + ", ".join(f"{k + 1} {name}" for k, name in enumerate(predictor.classes)))
     if len(failed):
         print(f"{len(failed)} could not be read:\n" + "\n".join(f"  {r.file}: {r.reason}" for r in failed.itertuples()))

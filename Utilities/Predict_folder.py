@@ -13,12 +13,14 @@ import pandas as pd
 import pyvips
 from tqdm.auto import tqdm
 
+from Utilities.Coco_export import write_coco_predictions
 from Utilities.Errors import MissingFile
 from Utilities.Files import atomic_write
 from Utilities.Images import IMAGE_SUFFIXES, read_image
 from Utilities.Large_images import header_size, overlay_jpeg, predict_large_image
 from Utilities.Overlay import tint
 from Utilities.Postprocess import defect_present, label_map
+from Utilities.Review_page import write_review_page
 
 if TYPE_CHECKING:
     from Utilities.Inference import Predictor
@@ -110,9 +112,13 @@ def predict_folder(
     out: str | Path,
     batch_size: int = 16,
     overwrite: bool = False,
+    coco: bool = False,
 ) -> pd.DataFrame:
     """Write ``<stem>_mask.png`` and ``<stem>_overlay.jpg`` for every image of a folder (or a file, or a list
-    of files), and the report ``predictions.csv``, going on past files that cannot be read.
+    of files), the report ``predictions.csv`` and the page to review them, ``report.html``
+    (``Utilities.Review_page``), going on past files that cannot be read; with ``coco``, also the predicted
+    masks as COCO instances in ``predictions_coco.json`` (``Utilities.Coco_export``), image file names
+    relative to the folder predicted.
 
     Unreadable, empty or truncated files are skipped, named with the reason on
     the console and in the report. Outputs are written atomically, so a run
@@ -142,7 +148,19 @@ def predict_folder(
         rows |= {row["file"]: row for row in new_rows}
     report = pd.DataFrame([rows[str(p)] for p in files], columns=_report_columns(predictor.classes))
     atomic_write(out / REPORT, lambda partial: report.to_csv(partial, index=False))
+    write_review_page(report, predictor.classes, out, lambda image: output_paths(out, image))
+    if coco:
+        write_coco_predictions(_coco_images(report, predictor.classes, out, images), predictor.classes, out)
     return report
+
+
+def _coco_images(report: pd.DataFrame, classes: tuple[str, ...], out: Path, images) -> list[dict]:
+    """The predicted images as ``Coco_export`` takes them: file names relative to the folder predicted."""
+    folder = Path(images) if not isinstance(images, (list, tuple)) and Path(images).is_dir() else None
+    return [{"file_name": Path(row["file"]).relative_to(folder).as_posix() if folder else Path(row["file"]).name,
+             "mask": output_paths(out, Path(row["file"]))[0],
+             "scores": [row[f"max_probability_{name}"] for name in classes]}
+            for row in report[report["status"] == "ok"].to_dict("records")]
 
 
 def _read_batch(predictor: Predictor, paths: list[Path], out: Path) -> tuple[list[tuple[Path, np.ndarray]], list[dict]]:

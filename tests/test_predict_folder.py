@@ -108,11 +108,14 @@ def test_a_killed_run_resumes_to_the_outputs_of_an_uninterrupted_one(tmp_path):
     resumed = run_command(checkpoint, images, tmp_path / "resumed")
     assert resumed.returncode == 0
 
-    straight_files = sorted(p.name for p in (tmp_path / "straight").iterdir())
-    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == straight_files
-    assert len(straight_files) == 81  # 40 masks, 40 overlays, the report
+    def files_in(folder):
+        return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+
+    straight_files = files_in(tmp_path / "straight")
+    assert files_in(tmp_path / "resumed") == straight_files
+    assert len(straight_files) == 122  # 40 masks, 40 overlays, 40 thumbnails, the report, the review page
     for name in straight_files:
-        if name != REPORT:
+        if name.name != REPORT:
             assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "resumed" / REPORT), pd.read_csv(tmp_path / "straight" / REPORT))
 

@@ -34,12 +34,12 @@ LAYERS = {  # as the README's table: each module imports only from its own layer
     "base": ("Errors", "Files", "Images", "Overlay", "Validate_data", "Rle", "Extract_masks", "Annotation_files",
              "Encoder_weights", "Architectures", "Losses", "Optim", "Meter", "Crack_metrics", "Postprocess", "Recipes",
              "Distributed", "Precision", "Hardware", "Fast_layers"),
-    "data": ("Data_source", "Formats", "Setup_data", "Sample_data", "Transforms"),
+    "data": ("Data_source", "Labelling_formats", "Formats", "Setup_data", "Sample_data", "Transforms"),
     "config": ("Config", "Cli"),
     "model": ("Resnet_Unet", "Checkpoint"),
     "training": ("Data_Retriever_Seg", "Validation_split", "Trainer", "Train"),
     "prediction": ("Fast_inference", "Int8", "Sliding_window", "Large_images", "Inference", "Predict_folder", "Evaluate", "Tune",
-                   "Onnx_export", "Plots", "Notebook"),
+                   "Onnx_export", "Plots", "Notebook", "Coco_export", "Review_page"),
 }
 
 
