@@ -1,18 +1,20 @@
 """Readers of what labelling tools (CVAT, Label Studio, labelme, Roboflow) export, behind ``DataSource``.
 
-- ``coco``: COCO instance annotations: ``annotations/*.json`` (CVAT, COCO itself),
-  ``<split>/_annotations.coco.json`` (Roboflow) or a JSON at the root (Label Studio's
-  ``result.json``), images beside the JSON, at the root, in ``images/`` or in the folder the
+- ``coco``: COCO instance annotations: ``<split>/_annotations.coco.json`` (Roboflow), else
+  ``annotations/*.json`` (CVAT, COCO itself), else a JSON at the root (Label Studio's
+  ``result.json``); images beside the JSON, at the root, in ``images/`` or in the folder the
   JSON is named after (``instances_train2017.json``: ``train2017/``). Polygons and RLE
   (``iscrowd``, compressed or not) decoded by ``pycocotools``; an annotation with only a box is
   painted as a filled box; images without annotations are defect-free; classes are the
-  categories by id (Roboflow's placeholder category, the supercategory of the others, left out).
+  categories by id (unused placeholders left out: Roboflow's supercategory of the others,
+  labelme2coco's ``_background_``).
 - ``yolo_seg``: Ultralytics segmentation labels: ``.../images/.../<stem>.jpg`` with
   ``.../labels/.../<stem>.txt``, one ``class x1 y1 x2 y2 ...`` polygon per line in coordinates
   normalised to 0..1 (a 5-number line is a ``class cx cy w h`` box); class names from
   ``data.yaml``; an image without a label file is a background image, as Ultralytics reads it.
 - ``labelme``: one labelme JSON per image (``imagePath`` relative to the JSON): polygons,
-  rectangles and circles; classes are the labels, sorted; images without a JSON are unlabelled.
+  rectangles and circles; classes are the labels, sorted (``__ignore__`` and ``_background_``,
+  labelme2voc's, read as background); images without a JSON are unlabelled.
 
 Every reader names the file, and the annotation or line, that it cannot read.
 """
@@ -28,6 +30,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 import yaml
+from PIL import Image, ImageDraw
 from pycocotools import mask as coco_mask
 
 from Utilities.Data_source import NO_DEFECT, SPLIT_FOLDERS, DataSource, Sample
@@ -74,19 +77,23 @@ class CocoImage(NamedTuple):
 
 
 def coco_files(root: Path) -> list[Path]:
-    """The COCO JSON files of a data set folder, in the places labelling tools export them."""
-    found = sorted((root / "annotations").glob("*.json"))
-    found += [root / folder / "_annotations.coco.json" for folder in SPLIT_FOLDERS
-              if (root / folder / "_annotations.coco.json").is_file()]
-    return found + sorted(root.glob("*.json"))
+    """The COCO JSON files of a data set folder: Roboflow's split folders, else ``annotations/``, else the
+    folder's own JSON files (the first of these places that has any, so copies elsewhere are not read twice)."""
+    roboflow = [root / folder / "_annotations.coco.json" for folder in SPLIT_FOLDERS
+                if (root / folder / "_annotations.coco.json").is_file()]
+    return roboflow or sorted((root / "annotations").glob("*.json")) or sorted(root.glob("*.json"))
 
 
 def coco_classes(coco: dict) -> list[dict]:
-    """The categories by id, without a placeholder that only names the others' supercategory (Roboflow's)."""
+    """The categories by id, without an unused placeholder: the others' supercategory (Roboflow's) or a
+    background category (labelme2coco's ``_background_``)."""
     used = {a.get("category_id") for a in coco.get("annotations", [])}
     parents = {c.get("supercategory") for c in coco.get("categories", [])}
-    return sorted((c for c in coco.get("categories", []) if c["id"] in used or c["name"] not in parents),
-                  key=lambda c: c["id"])
+
+    def placeholder(category: dict) -> bool:
+        return category["name"] in parents or category["name"].strip("_").lower() == "background"
+
+    return sorted((c for c in coco.get("categories", []) if c["id"] in used or not placeholder(c)), key=lambda c: c["id"])
 
 
 def coco_annotation_mask(annotation: dict, height: int, width: int) -> np.ndarray:
@@ -268,24 +275,36 @@ class YoloSegSource(DataSource):
 # --- labelme ---------------------------------------------------------------------------------
 
 
-LABELME_AREAS = ("polygon", "rectangle", "circle")
+LABELME_AREAS = ("polygon", "rectangle", "circle", "oriented_rectangle")
+LABELME_NOT_CLASSES = ("__ignore__", "_background_")  # labelme2voc's labels for regions to ignore and background
+
+
+def is_labelme_area(shape: dict) -> bool:
+    """Whether a labelme shape is an area of a class (not a line or point, nor ignored or background)."""
+    return (shape.get("shape_type") or "polygon") in LABELME_AREAS and shape.get("label") not in LABELME_NOT_CLASSES
+
+
+def labelme_areas(annotation: dict) -> list[dict]:
+    return [shape for shape in annotation.get("shapes", []) if is_labelme_area(shape)]
 
 
 def labelme_shape_mask(shape: dict, height: int, width: int) -> np.ndarray:
-    """One labelme shape as an ``(H, W)`` uint8 0/1 mask."""
-    points = np.array(shape["points"], dtype=np.float64).reshape(-1, 2)
-    mask = np.zeros((height, width), np.uint8)
-    kind = shape.get("shape_type") or "polygon"
-    if kind == "polygon" and len(points) >= 3:
-        paint_polygons(mask, [points])
-    elif kind == "rectangle" and len(points) == 2:  # corners included, as labelme draws it
-        cv2.rectangle(mask, *(tuple(p) for p in np.round(points).astype(int)), 1, thickness=-1)
+    """One labelme shape as an ``(H, W)`` uint8 0/1 mask, drawn as labelme draws it (PIL, outline included)."""
+    points = [tuple(point) for point in np.array(shape["points"], dtype=np.float64).reshape(-1, 2).tolist()]
+    mask = Image.new("L", (width, height), 0)
+    draw, kind = ImageDraw.Draw(mask), shape.get("shape_type") or "polygon"
+    if kind in ("polygon", "oriented_rectangle") and len(points) >= 3:
+        draw.polygon(points, outline=1, fill=1)
+    elif kind == "rectangle" and len(points) == 2:
+        (x0, y0), (x1, y1) = points
+        draw.rectangle(((min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1))), outline=1, fill=1)
     elif kind == "circle" and len(points) == 2:
-        centre, edge = points
-        cv2.circle(mask, tuple(np.round(centre).astype(int)), int(round(np.linalg.norm(edge - centre))), 1, thickness=-1)
+        (cx, cy), (px, py) = points
+        radius = float(np.hypot(px - cx, py - cy))
+        draw.ellipse(((cx - radius, cy - radius), (cx + radius, cy + radius)), outline=1, fill=1)
     else:
         raise ValueError(f"a {kind} with {len(points)} points")
-    return mask
+    return np.array(mask, dtype=np.uint8)
 
 
 class LabelmeSource(DataSource):
@@ -299,7 +318,7 @@ class LabelmeSource(DataSource):
         labels = set()
         for path in Path(root).rglob("*.json"):
             try:
-                labels |= {s["label"] for s in _load_json(path).get("shapes", []) if s.get("shape_type", "polygon") in LABELME_AREAS}
+                labels |= {s["label"] for s in labelme_areas(_load_json(path))}
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
         return tuple(sorted(labels)) or cls.default_classes
@@ -318,8 +337,9 @@ class LabelmeSource(DataSource):
             if not image.is_file():
                 report.error(f"{path.relative_to(self.root)}: its image {annotation['imagePath']} is not there")
                 continue
-            shapes = [s for s in annotation.get("shapes", []) if (s.get("shape_type") or "polygon") in LABELME_AREAS]
-            skipped.update(s.get("shape_type") for s in annotation.get("shapes", []) if s not in shapes)
+            shapes = labelme_areas(annotation)
+            skipped.update(s.get("label") if s.get("label") in LABELME_NOT_CLASSES else s.get("shape_type")
+                           for s in annotation.get("shapes", []) if s not in shapes)
             for shape in shapes:
                 if shape.get("label") not in self.source_classes:
                     report.error(f"{path.name}: unknown label {shape.get('label')!r}; known: {', '.join(self.source_classes)}")
@@ -328,7 +348,8 @@ class LabelmeSource(DataSource):
                                   labels.most_common(1)[0][0] if labels else NO_DEFECT, path))
         report.annotations = len(samples)
         if skipped:
-            report.warnings.append("shapes that are not areas left out: " + ", ".join(f"{n} {k}" for k, n in sorted(skipped.items())))
+            report.warnings.append("shapes left out (not areas of a class; read as background): "
+                                   + ", ".join(f"{n} {k}" for k, n in sorted(skipped.items())))
         listed = {s.image for s in samples}
         unlabelled = [p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p not in listed]
         if unlabelled:
@@ -343,7 +364,7 @@ class LabelmeSource(DataSource):
             raise ValueError(f"image is {width}x{height}, {sample.truth.name} says {stated[1]}x{stated[0]}")
         mask = np.zeros((len(self.source_classes), height, width), np.uint8)
         for number, shape in enumerate(annotation.get("shapes", []), 1):
-            if (shape.get("shape_type") or "polygon") not in LABELME_AREAS:
+            if not is_labelme_area(shape):
                 continue
             try:
                 mask[self.source_classes.index(shape["label"])] |= labelme_shape_mask(shape, height, width)
@@ -374,9 +395,12 @@ def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
     return entries
 
 
+NOT_CLASSES = ("background", "ignored", "void")  # label map entries read as background (VOC's border: ignored)
+
+
 def labelmap_classes(entries) -> tuple[str, ...]:
-    """The classes of a label map: every entry but the background (black, or named background)."""
-    return tuple(name for name, colour in entries if colour != (0, 0, 0) and name.lower() != "background")
+    """The classes of a label map: every entry but black and those named as background or ignored."""
+    return tuple(name for name, colour in entries if colour != (0, 0, 0) and name.lower() not in NOT_CLASSES)
 
 
 def colour_indices(rgb: np.ndarray, entries, classes: tuple[str, ...]) -> np.ndarray:
