@@ -11,6 +11,7 @@ by the tool come back through the same ``coco`` reader as training data.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -18,17 +19,18 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from Utilities.Files import atomic_write
+from Utilities.Images import decode_image
 
 COCO_PREDICTIONS = "predictions_coco.json"
 
 
-def instances(labels: np.ndarray, classes: tuple[str, ...]) -> list[tuple[int, np.ndarray]]:
-    """``(class index, region mask)`` for every 8-connected region of each class of a label mask (0 background)."""
-    found = []
+def instances(labels: np.ndarray, classes: tuple[str, ...]) -> Iterator[tuple[int, np.ndarray]]:
+    """``(class index, region mask)`` for every 8-connected region of each class of a label mask (0 background),
+    one region at a time."""
     for k in range(len(classes)):
         count, regions = cv2.connectedComponents((labels == k + 1).astype(np.uint8), connectivity=8)
-        found += [(k, (regions == region).astype(np.uint8)) for region in range(1, count)]
-    return found
+        for region in range(1, count):
+            yield k, (regions == region).astype(np.uint8)
 
 
 def coco_annotation(region: np.ndarray, category_id: int, image_id: int, annotation_id: int, score: float) -> dict:
@@ -49,7 +51,7 @@ def coco_predictions(images: list[dict], classes: tuple[str, ...]) -> dict:
     document = {"info": {"description": "predicted masks (Utilities.Inference)"}, "images": [], "annotations": [],
                 "categories": [{"id": k + 1, "name": name, "supercategory": ""} for k, name in enumerate(classes)]}
     for image_id, image in enumerate(images, 1):
-        labels = cv2.imread(str(image["mask"]), cv2.IMREAD_UNCHANGED)
+        labels = decode_image(image["mask"])
         document["images"].append({"id": image_id, "file_name": image["file_name"], "height": int(labels.shape[0]),
                                    "width": int(labels.shape[1])})
         for k, region in instances(labels, classes):

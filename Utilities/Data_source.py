@@ -3,7 +3,7 @@
 A ``DataSource`` lists its samples (an image and where its truth lives),
 turns a sample's truth into a ``(C, H, W)`` uint8 0/1 mask with one channel
 per class (the layout models, metrics and post-processing use), and checks every file before a run. The readers of each layout
-live in ``Utilities.Formats``.
+live in ``Utilities.Formats`` and ``Utilities.Labelling_formats``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class DataSource:
 
     Args:
         root: the data set's folder.
-        classes: class names, one channel each (default: the format's own).
+        classes: class names, one channel each (default: those the data set names, ``classes_in``).
         binary: merge every class into one ``defect`` channel.
     """
 
@@ -200,7 +200,7 @@ def pair_by_stem(images: dict[str, Path], truths: dict[str, Path], report: DataR
 
 
 def read_mask_file(path: Path, height: int, width: int, grey: bool = False, rgb: bool = False) -> np.ndarray:
-    """A single-channel mask image of the expected size, as stored (8 or 16 bit, palette indices).
+    """A mask image of the expected size: one channel as stored (8 or 16 bit, palette indices), or colours.
 
     Grey masks saved as RGB (three equal channels) count as single-channel;
     ``grey`` converts any mask to 8-bit grey (for lossy files, whose channels differ slightly),

@@ -39,6 +39,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from Utilities.Annotation_files import read_mat_segmentation, read_seg_file, read_severstal_csv
+from Utilities.Colour_masks import LABELMAP, colour_indices, labelmap_classes, read_labelmap
 from Utilities.Data_source import (
     BINARY_CLASSES,
     NO_DEFECT,
@@ -56,15 +57,7 @@ from Utilities.Data_source import (
 from Utilities.Errors import UnknownName
 from Utilities.Extract_masks import NEU_DET_CLASSES, boxes_to_mask, parse_voc_xml
 from Utilities.Images import IMAGE_SUFFIXES
-from Utilities.Labelling_formats import (
-    LABELMAP,
-    CocoSource,
-    LabelmeSource,
-    YoloSegSource,
-    colour_indices,
-    labelmap_classes,
-    read_labelmap,
-)
+from Utilities.Labelling_formats import CocoSource, LabelmeSource, YoloSegSource
 from Utilities.Rle import rle_to_mask
 from Utilities.Validate_data import DataReport
 
@@ -238,10 +231,10 @@ class FolderSource(DataSource):
             return (read_mask_file(sample.truth, height, width, grey=True) >= 128).astype(np.uint8)
         else:
             mask = read_mask_file(sample.truth, height, width)
-            if len(self.source_classes) == 1 and mask.dtype == np.uint8:
-                mask = np.where(mask == 255, 1, mask)
-            elif is_palette_image(sample.truth):
+            if is_palette_image(sample.truth) and ((mask != 0) & (mask != VOID)).any():  # objects in a void border
                 mask = np.where(mask == VOID, 0, mask)
+            elif len(self.source_classes) == 1 and mask.dtype == np.uint8:
+                mask = np.where(mask == 255, 1, mask)
         return (mask > 0).astype(np.uint8) if self.binary else mask
 
     def _class_masks(self, sample, height, width):

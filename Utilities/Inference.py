@@ -260,8 +260,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="images per model call (default: 16)")
     parser.add_argument("--overwrite", action="store_true", help="predict again images whose outputs exist")
     parser.add_argument("--coco", action="store_true", help=f"also write the predicted masks as COCO instances "
-                        f"(RLE, with scores) in <out>/{COCO_PREDICTIONS}, for CVAT or Label Studio to import as "
-                        "pre-annotations; the coco data format reads it back")
+                        f"(RLE masks, with scores) in <out>/{COCO_PREDICTIONS}, for CVAT to import as pre-annotations; "
+                        "placed beside the images, the coco data format reads it back")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto (default): OpenVINO for a model of one input size on a CPU where it is "
                              "installed, else PyTorch")

@@ -22,9 +22,10 @@ Every reader names the file, and the annotation or line, that it cannot read.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import NamedTuple
 
 import cv2
@@ -53,9 +54,9 @@ def _load_json(path: Path) -> dict:
         raise ValueError(f"{path.name}: not readable JSON ({error})") from error
 
 
-def paint_polygons(mask: np.ndarray, polygons: list[np.ndarray]) -> None:
-    """Fill pixel-coordinate ``(N, 2)`` polygons into ``mask`` with 1."""
-    cv2.fillPoly(mask, [np.round(p).astype(np.int32) for p in polygons], 1)
+def paint_polygon(mask: np.ndarray, polygon: np.ndarray) -> None:
+    """Fill a pixel-coordinate ``(N, 2)`` polygon into ``mask`` with 1."""
+    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
 
 
 def paint_box(mask: np.ndarray, x: float, y: float, width: float, height: float) -> None:
@@ -77,18 +78,20 @@ class CocoImage(NamedTuple):
 
 
 def coco_files(root: Path) -> list[Path]:
-    """The COCO JSON files of a data set folder: Roboflow's split folders, else ``annotations/``, else the
-    folder's own JSON files (the first of these places that has any, so copies elsewhere are not read twice)."""
+    """The COCO JSON files of a data set folder: Roboflow's split folders, else ``annotations/`` (its
+    ``instances_*.json`` where there are), else the folder's own JSON files (the first of these places that
+    has any, so copies elsewhere are not read twice)."""
     roboflow = [root / folder / "_annotations.coco.json" for folder in SPLIT_FOLDERS
                 if (root / folder / "_annotations.coco.json").is_file()]
-    return roboflow or sorted((root / "annotations").glob("*.json")) or sorted(root.glob("*.json"))
+    annotations = sorted((root / "annotations").glob("instances_*.json")) or sorted((root / "annotations").glob("*.json"))
+    return roboflow or annotations or sorted(root.glob("*.json"))  # COCO's captions_*.json are not instances
 
 
 def coco_classes(coco: dict) -> list[dict]:
     """The categories by id, without an unused placeholder: the others' supercategory (Roboflow's) or a
     background category (labelme2coco's ``_background_``)."""
     used = {a.get("category_id") for a in coco.get("annotations", [])}
-    parents = {c.get("supercategory") for c in coco.get("categories", [])}
+    parents = {c.get("supercategory") for c in coco.get("categories", []) if c.get("supercategory") != c["name"]}
 
     def placeholder(category: dict) -> bool:
         return category["name"] in parents or category["name"].strip("_").lower() == "background"
@@ -123,23 +126,33 @@ class CocoSource(DataSource):
 
     @classmethod
     def classes_in(cls, root: Path) -> tuple[str, ...]:
+        names: dict[str, int] = {}  # every file's classes, by their lowest category id
         for path in coco_files(Path(root)):
             try:
-                return tuple(c["name"] for c in coco_classes(_load_json(path))) or cls.default_classes
+                for category in coco_classes(_load_json(path)):
+                    names[category["name"]] = min(names.get(category["name"], category["id"]), category["id"])
             except (ValueError, KeyError, TypeError):
                 continue
-        return cls.default_classes
+        return tuple(sorted(names, key=lambda name: (names[name], name))) or cls.default_classes
 
     def _list(self, report):
         files = coco_files(self.root)
         if not files:
             report.error(f"{self.root}: no COCO JSON in annotations/, <split>/_annotations.coco.json or the folder itself")
-        samples = []
+        samples, listed_in = [], {}
         for path in files:
             try:
-                samples += self._samples_of(path, _load_json(path), report)
+                found = self._samples_of(path, _load_json(path), report)
             except (ValueError, KeyError, TypeError) as problem:
                 report.error(f"{path.name}: not COCO instance annotations ({problem})")
+                continue
+            for sample in found:
+                if sample.name in listed_in:
+                    report.error(f"{sample.name}: listed in {listed_in[sample.name].relative_to(self.root)} and in "
+                                 f"{path.relative_to(self.root)}; keep it in one of them")
+                else:
+                    listed_in[sample.name] = path
+                    samples.append(sample)
         return samples
 
     def _samples_of(self, path: Path, coco: dict, report) -> list[Sample]:
@@ -156,7 +169,8 @@ class CocoSource(DataSource):
             else:
                 by_image[annotation["image_id"]].append((names[annotation["category_id"]], annotation))
         samples = []
-        split = split_of(path.parent.name, path.stem.removeprefix("instances_"))
+        subset = path.stem.removeprefix("instances_")  # train2017, default (CVAT)
+        split = split_of(*([] if path.parent == self.root else [path.parent.name]), subset)
         for image in coco["images"]:
             file = self._image_file(path, image["file_name"])
             if file is None:
@@ -170,8 +184,9 @@ class CocoSource(DataSource):
         return samples
 
     def _image_file(self, path: Path, file_name: str) -> Path | None:
-        folders = (path.parent, self.root, self.root / "images", path.parent.parent / "images",
-                   self.root / path.stem.removeprefix("instances_"))
+        subset = path.stem.removeprefix("instances_")
+        folders = (path.parent, self.root, self.root / "images", path.parent.parent / "images", self.root / subset,
+                   self.root / "images" / subset)  # COCO's train2017/, CVAT's images/default/
         for candidate in [folder / file_name for folder in folders] + [folder / Path(file_name).name for folder in folders]:
             if candidate.is_file():
                 return candidate
@@ -268,7 +283,7 @@ class YoloSegSource(DataSource):
                 cx, cy, w, h = coordinates * (width, height, width, height)
                 paint_box(mask[class_id], cx - w / 2, cy - h / 2, w, h)
             else:
-                paint_polygons(mask[class_id], [coordinates.reshape(-1, 2) * (width, height)])
+                paint_polygon(mask[class_id], coordinates.reshape(-1, 2) * (width, height))
         return mask
 
 
@@ -285,6 +300,7 @@ def is_labelme_area(shape: dict) -> bool:
 
 
 def labelme_areas(annotation: dict) -> list[dict]:
+    """The shapes of a labelme file that are areas of a class."""
     return [shape for shape in annotation.get("shapes", []) if is_labelme_area(shape)]
 
 
@@ -326,17 +342,21 @@ class LabelmeSource(DataSource):
     def _list(self, report):
         samples, skipped = [], Counter()
         for path in sorted(self.root.rglob("*.json")):
+            where = path.relative_to(self.root)
             try:
                 annotation = _load_json(path)
-                image = path.parent / annotation["imagePath"]
+                image = Path(os.path.normpath(path.parent / PureWindowsPath(annotation["imagePath"]).as_posix()))
             except (ValueError, KeyError, TypeError) as problem:
-                report.error(f"{path.relative_to(self.root)}: not a labelme file ({problem})")
+                report.error(f"{where}: not a labelme file ({problem})")
                 continue
-            if not image.is_file():
+            if not image.is_file():  # labelme saves the JSON beside its image
                 image = next((path.with_suffix(s) for s in IMAGE_SUFFIXES if path.with_suffix(s).is_file()), image)
-            if not image.is_file():
-                report.error(f"{path.relative_to(self.root)}: its image {annotation['imagePath']} is not there")
+            if not image.is_file() or not image.is_relative_to(self.root):
+                report.error(f"{where}: its image {annotation['imagePath']} is not there or not below {self.root}")
                 continue
+            brushes = sum(s.get("shape_type") == "mask" for s in annotation.get("shapes", []))
+            if brushes:
+                report.error(f"{where}: {brushes} mask (brush) shapes, which are not read; draw them as polygons")
             shapes = labelme_areas(annotation)
             skipped.update(s.get("label") if s.get("label") in LABELME_NOT_CLASSES else s.get("shape_type")
                            for s in annotation.get("shapes", []) if s not in shapes)
@@ -371,49 +391,3 @@ class LabelmeSource(DataSource):
             except (ValueError, KeyError, TypeError) as problem:
                 raise ValueError(f"{sample.truth.name}: shape {number} ({shape.get('label')}): {problem}") from problem
         return mask
-
-
-# --- colour masks ----------------------------------------------------------------------------
-
-
-LABELMAP = "labelmap.txt"
-
-
-def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int]]]:
-    """CVAT's ``labelmap.txt`` (``name:r,g,b:parts:actions`` lines) as ``(name, colour)`` in file order."""
-    entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        try:
-            name, colour = line.split(":")[:2]
-            entries.append((name.strip(), tuple(int(c) for c in colour.split(","))))
-        except ValueError as error:
-            raise ValueError(f"{path.name} line {number}: expected name:r,g,b:: ({error})") from error
-        if len(entries[-1][1]) != 3:
-            raise ValueError(f"{path.name} line {number}: a colour needs 3 numbers (r,g,b)")
-    return entries
-
-
-NOT_CLASSES = ("background", "ignored", "void")  # label map entries read as background (VOC's border: ignored)
-
-
-def labelmap_classes(entries) -> tuple[str, ...]:
-    """The classes of a label map: every entry but black and those named as background or ignored."""
-    return tuple(name for name, colour in entries if colour != (0, 0, 0) and name.lower() not in NOT_CLASSES)
-
-
-def colour_indices(rgb: np.ndarray, entries, classes: tuple[str, ...]) -> np.ndarray:
-    """An ``(H, W, 3)`` colour mask to class indices (0 background, k the k-th of ``classes``);
-    ``ValueError`` naming a colour the label map lacks."""
-    indices = np.zeros(rgb.shape[:2], np.uint16)
-    known = np.zeros(rgb.shape[:2], bool)
-    for name, colour in entries:
-        where = (rgb == colour).all(axis=2)
-        known |= where
-        if name in classes:
-            indices[where] = classes.index(name) + 1
-    if not known.all():
-        colour = rgb[~known][0].tolist()
-        raise ValueError(f"{(~known).sum()} pixels of colour {colour}, which {LABELMAP} does not name")
-    return indices

@@ -23,16 +23,18 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from Utilities.Files import atomic_write
+from Utilities.Images import decode_image
 
 REVIEW_PAGE = "report.html"
 THUMBNAIL_SIDE = 192
 
 
 def thumbnail(overlay: Path, thumb: Path) -> None:
-    """A JPEG of ``overlay`` whose longer side is ``THUMBNAIL_SIDE``, unless an up-to-date one is there."""
+    """A JPEG of ``overlay`` whose longer side is ``THUMBNAIL_SIDE``, unless an up-to-date one is there;
+    ``ValueError`` naming the overlay if it does not decode."""
     if thumb.exists() and thumb.stat().st_mtime >= overlay.stat().st_mtime:
         return
-    picture = cv2.imread(str(overlay))
+    picture = decode_image(overlay)
     scale = THUMBNAIL_SIDE / max(picture.shape[:2])
     if scale < 1:
         picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -71,8 +73,12 @@ def write_review_page(report: pd.DataFrame, classes: tuple[str, ...], out: Path,
     out = Path(out)
     rows = page_rows(report, classes, outputs)
     for entry in tqdm([e for e in rows if e["status"] == "ok"], desc="thumbnails", leave=False):
-        thumbnail(out / entry["overlay"], out / entry["thumb"])
-    data = json.dumps({"classes": list(classes), "rows": rows}).replace("</", "<\\/")
+        try:
+            thumbnail(out / entry["overlay"], out / entry["thumb"])
+        except (ValueError, OSError) as problem:  # the page shows the card without its picture
+            entry["thumb"] = None
+            tqdm.write(f"no thumbnail: {problem}")
+    data = json.dumps({"classes": list(classes), "rows": rows}).replace("<", "\\u003c")  # no </script> inside
     page = PAGE.replace("@TITLE@", html.escape(f"{len(report)} images")).replace("@DATA@", data)
     atomic_write(out / REVIEW_PAGE, lambda partial: partial.write_text(page, encoding="utf-8"))
     return out / REVIEW_PAGE
@@ -116,10 +122,12 @@ const classSelect = document.getElementById("class"), statusSelect = document.ge
 let shown = [], drawn = 0;
 for (const c of DATA.classes) classSelect.add(new Option(c, c));
 const statusOf = r => r.status !== "ok" ? "failed" : r.defect ? "defect" : "clean";
-const text = s => { const e = document.createElement("span"); e.textContent = s; return e.innerHTML; };
+const ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
+const text = s => String(s).replace(/[&<>"']/g, c => ESCAPES[c]);  // for text and attribute values alike
+const url = path => path.split("/").map(encodeURIComponent).join("/");  // names with # ? & or spaces
 function card(r) {
   const status = statusOf(r), top = status === "failed" ? `<div class="why">${text(r.reason)}</div>` :
-    `<img loading="lazy" src="${encodeURI(r.thumb)}" alt="${text(r.name)}">`;
+    r.thumb ? `<img loading="lazy" src="${url(r.thumb)}" alt="${text(r.name)}">` : `<div class="why">no thumbnail</div>`;
   const numbers = status === "failed" ? "failed" : `p ${r.p.toFixed(2)} · ` +
     (DATA.classes.filter(c => r.area[c] > 0).map(c => `${c} ${r.area[c]} px`).join(", ") || "clean");
   return `<div class="card ${status}" data-index="${r.index}" title="${text(r.file)}">${top}` +
@@ -150,7 +158,7 @@ grid.onclick = event => {
   const element = event.target.closest(".card"); if (!element) return;
   const r = DATA.rows[+element.dataset.index], detail = document.getElementById("detail");
   detail.querySelector(".pics").innerHTML = r.status !== "ok" ? `<p>${text(r.file)}: ${text(r.reason)}</p>` :
-    `<img src="${encodeURI(r.overlay)}" alt="overlay"><img class="mask" src="${encodeURI(r.mask)}" alt="mask">`;
+    `<img src="${url(r.overlay)}" alt="overlay"><img class="mask" src="${url(r.mask)}" alt="mask">`;
   detail.querySelector("table").innerHTML = `<tr><th colspan="3">${text(r.file)}</th></tr>` + (r.status !== "ok" ? "" :
     `<tr><td>size</td><td colspan="2">${r.size}</td></tr><tr><th>class</th><th>pixels</th><th>max probability</th></tr>` +
     DATA.classes.map(c => `<tr><td>${text(c)}</td><td>${r.area[c]}</td><td>${r.probability[c].toFixed(3)}</td></tr>`).join(""));

@@ -2,6 +2,7 @@
 each tool's own layout; the end-to-end run of each is in test_formats.py's FORMAT_CASES."""
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -248,3 +249,58 @@ def test_colour_masks_name_a_colour_the_labelmap_lacks_and_voc_palette_borders_a
     assert source.check().errors == []
     mask = source.mask(source.samples()[0], SIDE, SIDE)
     assert mask[1].sum() == 16 and mask[0].sum() == 0
+
+
+def test_coco_names_an_image_listed_twice_and_finds_cvat_subset_folders(tmp_path):
+    make_coco(tmp_path / "val", count=2)  # a data set in a folder that happens to be called val
+    (tmp_path / "val" / "images").rename(tmp_path / "val" / "default")
+    (tmp_path / "val" / "images").mkdir()
+    (tmp_path / "val" / "default").rename(tmp_path / "val" / "images" / "default")  # CVAT: images/default/
+    source = open_source("coco", tmp_path / "val")
+    assert source.check().errors == [] and {s.split for s in source.samples()} == {None}
+    assert source.sample("images/default/1.png").label == "scratch"
+    make_coco(tmp_path / "dup", count=2)
+    shutil.copy(tmp_path / "dup" / "annotations" / "instances_default.json", tmp_path / "dup" / "annotations" / "instances_copy.json")
+    errors = open_source("coco", tmp_path / "dup").check().errors
+    assert "images/0.png: listed in annotations/instances_copy.json and in annotations/instances_default.json; " \
+           "keep it in one of them" in errors and len(errors) == 3
+
+
+def test_labelme_reads_windows_paths_and_refuses_brush_masks(tmp_path):
+    write_picture(tmp_path / "imgs" / "a.png", 0)
+    shapes = [{"label": "pit", "points": [[3, 4], [10, 4], [10, 11], [3, 11]], "shape_type": "polygon"}]
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "a.json").write_text(json.dumps({"shapes": shapes, "imagePath": "..\\imgs\\a.png"}))
+    source = open_source("labelme", tmp_path)
+    assert [s.name for s in source.samples()] == ["imgs/a.png"] and source.check().warnings == []
+    np.testing.assert_array_equal(source.mask(source.samples()[0], SIDE, SIDE)[0], truth_of(0)[0])
+    shapes.append({"label": "pit", "points": [[0, 0], [4, 4]], "shape_type": "mask", "mask": "iVBORw0KGgo="})
+    (tmp_path / "ann" / "a.json").write_text(json.dumps({"shapes": shapes, "imagePath": "../imgs/a.png"}))
+    assert open_source("labelme", tmp_path).check().errors == [
+        "ann/a.json: 1 mask (brush) shapes, which are not read; draw them as polygons"]
+
+
+def test_one_class_palette_masks_keep_the_void_border_apart_from_0_255_masks(tmp_path):
+    from PIL import Image
+
+    for name, values in (("voc", (1, 255)), ("binary", (255, 255))):
+        indices = np.zeros((SIDE, SIDE), np.uint8)
+        indices[4:8, 4:8], indices[3, 3:9] = values
+        palette = Image.frombytes("P", (SIDE, SIDE), indices.tobytes())
+        palette.putpalette([0, 0, 0, 128, 0, 0] + [0] * 759 + [255, 255, 255])
+        write_picture(tmp_path / name / "images" / "v.jpg", 0)
+        (tmp_path / name / "masks").mkdir()
+        palette.save(tmp_path / name / "masks" / "v.png")
+        source = open_source("folders", tmp_path / name)
+        assert source.mask(source.samples()[0], SIDE, SIDE).sum() == (16 if name == "voc" else 22), name
+
+
+def test_label_maps_name_their_bad_line_and_labels_the_classes_lack(tmp_path):
+    from Utilities.Validate_data import DataError
+
+    make_cvat_masks(tmp_path, count=2)
+    errors = open_source("folders", tmp_path, classes=("pit",)).check().errors
+    assert any("pixels of scratch (labelmap.txt), which is not among the classes pit" in e for e in errors)
+    (tmp_path / "labelmap.txt").write_text("background:0,0,0::\npit:250,50::\n")
+    with pytest.raises(DataError, match="labelmap.txt line 2: a colour needs 3 numbers"):
+        open_source("folders", tmp_path)

@@ -31,7 +31,7 @@ def imports_of(path: Path) -> set[str]:
 
 
 LAYERS = {  # as the README's table: each module imports only from its own layer or those before it
-    "base": ("Errors", "Files", "Images", "Overlay", "Validate_data", "Rle", "Extract_masks", "Annotation_files",
+    "base": ("Errors", "Files", "Images", "Overlay", "Validate_data", "Rle", "Extract_masks", "Annotation_files", "Colour_masks",
              "Encoder_weights", "Architectures", "Losses", "Optim", "Meter", "Crack_metrics", "Postprocess", "Recipes",
              "Distributed", "Precision", "Hardware", "Fast_layers"),
     "data": ("Data_source", "Labelling_formats", "Formats", "Setup_data", "Sample_data", "Transforms"),

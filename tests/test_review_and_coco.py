@@ -47,7 +47,7 @@ def test_coco_predictions_read_back_exactly_as_the_label_masks(tmp_path):
 def test_the_prediction_command_coco_file_reads_back_as_its_masks(tmp_path):
     from test_predict_folder import make_checkpoint, noise
 
-    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in").mkdir()
     for i in range(3):
         cv2.imwrite(str(tmp_path / "in" / f"{i}.png"), noise(40, 48, i))
     predictor = Predictor(make_checkpoint(tmp_path / "model.pth"), threshold=0.5)
@@ -57,6 +57,7 @@ def test_the_prediction_command_coco_file_reads_back_as_its_masks(tmp_path):
     assert document["annotations"], "a random model at threshold 0.5 predicts some regions"
     shutil.copy(tmp_path / "out" / COCO_PREDICTIONS, tmp_path / "in")
     source = open_source("coco", tmp_path / "in", classes=predictor.classes)
+    assert len(source.samples()) == 3 and source.check().errors == []
     for sample in source.samples():
         labels = cv2.imread(str(output_paths(tmp_path / "out", sample.image)[0]), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(source.mask(sample, 40, 48), one_hot(labels, len(predictor.classes)))
@@ -88,16 +89,19 @@ def visible_cards(driver) -> list:
 
 def test_review_page_shows_filters_and_opens_a_prediction_run(tmp_path, browser):
     from selenium.webdriver.support.ui import Select
-    from test_predict_folder import make_checkpoint, mixed_folder
+    from test_predict_folder import make_checkpoint, mixed_folder, noise
 
     broken = mixed_folder(tmp_path / "in")
+    odd = tmp_path / "in" / """odd "name" <b>&amp; #1 é.png"""  # quotes, markup, an entity, # and a non-ASCII letter
+    odd.write_bytes(cv2.imencode(".png", noise(30, 30, 9))[1].tobytes())
     predictor = Predictor(make_checkpoint(tmp_path / "model.pth"), threshold=0.5)
     report = predict_folder(predictor, tmp_path / "in", tmp_path / "out")
     page = tmp_path / "out" / REVIEW_PAGE
-    assert len(list((tmp_path / "out" / "thumbs").glob("*.jpg"))) == (report["status"] == "ok").sum() == 5
+    assert len(list((tmp_path / "out" / "thumbs").glob("*.jpg"))) == (report["status"] == "ok").sum() == 6
     browser.get(page.as_uri())
     cards = visible_cards(browser)
-    assert len(cards) == 8 and browser.find_element("id", "shown").text == "8 of 8"
+    assert len(cards) == 9 and browser.find_element("id", "shown").text == "9 of 9"
+    assert str(odd) in [c.get_attribute("title") for c in cards] and not browser.find_elements("css selector", "#grid b")
     probabilities = [float(c.text.split("p ")[1].split()[0]) for c in cards if "failed" not in c.get_attribute("class")]
     assert probabilities == sorted(probabilities, reverse=True)
     assert all(browser.execute_script("return arguments[0].naturalWidth", img) > 0
