@@ -7,11 +7,13 @@ without importing the model builder (``Resnet_Unet``).
 
 from __future__ import annotations
 
+import inspect
+
 import segmentation_models_pytorch as smp
 import torch
 
 from Utilities.Encoder_weights import offline_encoders
-from Utilities.Errors import UnknownName, check_name
+from Utilities.Errors import ConfigError, UnknownName, check_name
 
 TIMM_PREFIX = "tu-"  # smp builds any timm model as an encoder under this prefix
 
@@ -35,6 +37,27 @@ def check_encoder(encoder: str) -> str:
     raise UnknownName(f"unknown encoder {encoder!r}; known: {', '.join(sorted(smp.encoders.get_encoder_names()))}, "
                       f"or '{TIMM_PREFIX}' + any timm model (timm.list_models()); with offline ImageNet weights: "
                       f"{', '.join(offline_encoders())}")
+
+
+def _default_widths(architecture: type) -> tuple[int, ...] | None:
+    default = inspect.signature(architecture).parameters.get("decoder_channels")
+    return tuple(default.default) if default is not None and isinstance(default.default, (list, tuple)) else None
+
+
+def decoder_width_architectures() -> list[str]:
+    """The architectures whose decoder widths are a list of per-stage channels (smp's ``decoder_channels``)."""
+    return sorted(name for name, cls in architectures().items() if _default_widths(cls))
+
+
+def check_decoder_channels(arch: str, channels) -> tuple[int, ...]:
+    """``channels`` as a tuple of positive ints, one per decoder stage of ``arch``; else ``ConfigError``."""
+    stages = _default_widths(architectures()[arch])
+    if not stages:
+        raise ConfigError(f"decoder_channels applies to {', '.join(decoder_width_architectures())}, not {arch}")
+    channels = tuple(int(c) for c in channels)
+    if len(channels) != len(stages) or min(channels) < 1:
+        raise ConfigError(f"{arch} takes {len(stages)} positive decoder widths, deepest first, not {list(channels)}")
+    return channels
 
 
 def split_image_logits(outputs: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:

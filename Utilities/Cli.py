@@ -68,14 +68,16 @@ def _metavar(hint) -> str:
     if kind is bool:
         return "true|false"
     if typing.get_origin(kind) is tuple:
-        return "A,B,..."
+        return "N,N,..." if typing.get_args(kind)[0] is int else "A,B,..."
     return {int: "N", float: "X"}.get(kind, "NAME")
 
 
 def _option_type(hint):
     """An argparse type for a ``TrainConfig`` field of type ``hint``; ``none`` gives an optional field's ``None``."""
     kind = ([k for k in typing.get_args(hint) if k is not type(None)] or [hint])[0]
-    parse = _boolean if kind is bool else _names if typing.get_origin(kind) is tuple else kind
+    parse = _boolean if kind is bool else kind
+    if typing.get_origin(kind) is tuple:
+        parse = _numbers if typing.get_args(kind)[0] is int else _names
     if type(None) not in typing.get_args(hint):
         return parse
 
@@ -88,6 +90,13 @@ def _option_type(hint):
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(","))
+
+
+def _numbers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(number) for number in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, not {text!r}") from None
 
 
 def _boolean(text: str) -> bool:

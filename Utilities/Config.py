@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from Utilities.Architectures import architectures, check_architecture, check_encoder
+from Utilities.Architectures import (
+    architectures,
+    check_architecture,
+    check_decoder_channels,
+    check_encoder,
+    decoder_width_architectures,
+)
 from Utilities.Encoder_weights import normalisation, offline_encoders
 from Utilities.Errors import ConfigError, check_name
 from Utilities.Formats import FORMATS
@@ -74,6 +80,10 @@ class TrainConfig:
     image_head: bool = setting(False, "add a classifier that predicts per class whether the image holds the defect, "
                                       "trained beside the masks; tuning may then gate masks by it", resume=True)
     arch: str = setting("FPN", "smp architecture", names=lambda: sorted(architectures()))
+    decoder_channels: tuple[int, ...] | None = setting(
+        None, "the decoder's widths, deepest stage first, comma-separated, for the architectures that take them "
+              f"({', '.join(decoder_width_architectures())}); narrower ones train faster at full resolution "
+              "(default: the architecture's own, 256,128,64,32,16 for Unet)", resume=True)
     encoder: str = setting("tu-tf_efficientnet_lite2", "encoder: any of smp's, or tu-<any timm model>; these have "
                                                        "ImageNet weights that need no network", names=offline_encoders)
     encoder_weights: str | None = setting("imagenet", "imagenet, none for random initialisation, or a .safetensors or "
@@ -124,6 +134,8 @@ class TrainConfig:
         self.mean, self.std = tuple(self.mean or own_mean), tuple(self.std or own_std)
         check_architecture(self.arch)
         check_encoder(self.encoder)
+        if self.decoder_channels is not None:
+            self.decoder_channels = check_decoder_channels(self.arch, self.decoder_channels)
         check_name("score family", self.scores, SCORE_FAMILIES)
         if self.scores == "thin" and len(self.channels) != 1:
             raise ConfigError(f"thin-structure scores need one channel, not {list(self.channels)}; merge the classes "
@@ -175,8 +187,8 @@ class TrainConfig:
         values["root"] = str(values["root"])
         if values["encoder_weights"] is not None:
             values["encoder_weights"] = str(values["encoder_weights"])
-        for key in ("classes", "mean", "std"):
-            values[key] = list(values[key])
+        for key in ("classes", "mean", "std", "decoder_channels"):
+            values[key] = None if values[key] is None else list(values[key])
         return values
 
     @classmethod
@@ -184,7 +196,7 @@ class TrainConfig:
         """A stored config (settings added since take their defaults). Checked for prediction only, unless
         ``training`` (a run resumed from it)."""
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        for key in ("classes", "mean", "std"):
+        for key in ("classes", "mean", "std", "decoder_channels"):
             if known.get(key) is not None:
                 known[key] = tuple(known[key])
         known["root"] = Path(known.get("root", "."))

@@ -25,7 +25,13 @@ import torch.nn.functional as F
 from huggingface_hub import try_to_load_from_cache
 from safetensors.torch import load_file
 
-from Utilities.Architectures import TIMM_PREFIX, architectures, check_architecture, check_encoder
+from Utilities.Architectures import (
+    TIMM_PREFIX,
+    architectures,
+    check_architecture,
+    check_decoder_channels,
+    check_encoder,
+)
 from Utilities.Config import TrainConfig
 from Utilities.Encoder_weights import has_offline_weights, load_offline_imagenet, offline_encoders
 from Utilities.Errors import MissingFile
@@ -73,6 +79,7 @@ def build_model(
     seed: int = 0,
     output_prior: float | None = None,
     image_head: bool = False,
+    decoder_channels: tuple[int, ...] | None = None,
 ) -> tuple[torch.nn.Module, str | dict | None]:
     """Build a segmentation model that outputs one logit map per class.
 
@@ -90,6 +97,9 @@ def build_model(
         image_head: add a classification head on the encoder's deepest
             features (smp's ``aux_params``) that predicts per class whether the
             image holds that defect; see ``WithImageLogits``.
+        decoder_channels: the decoder's widths, deepest first, for the
+            architectures that take them (``Architectures.check_decoder_channels``);
+            ``None`` keeps smp's.
 
     Returns:
         The model and a description of the weights actually used, for the
@@ -99,6 +109,8 @@ def build_model(
     check_architecture(arch)
     check_encoder(encoder)
     options = {"classes": classes, "aux_params": {"classes": classes, "dropout": 0.2} if image_head else None}
+    if decoder_channels is not None:
+        options["decoder_channels"] = check_decoder_channels(arch, decoder_channels)
     model, used = _build_with_weights(architectures()[arch], encoder, encoder_weights, seed, options)
     model = set_output_prior(model, output_prior)
     return (WithImageLogits(model) if image_head else model), used
@@ -177,9 +189,10 @@ def set_output_prior(model: torch.nn.Module, prior: float | None) -> torch.nn.Mo
 
 
 def model_for(config: TrainConfig) -> tuple[torch.nn.Module, str | None]:
-    """``build_model`` for what a config describes: architecture, encoder, channels, weights, seed, output prior."""
+    """``build_model`` for what a config describes: architecture, encoder, channels, weights, seed, output prior,
+    image head, decoder widths."""
     return build_model(config.arch, config.encoder, len(config.channels), config.encoder_weights, config.seed,
-                       config.output_prior, config.image_head)
+                       config.output_prior, config.image_head, config.decoder_channels)
 
 
 def pad_to_multiple(images: torch.Tensor, multiple: int = 32) -> torch.Tensor:

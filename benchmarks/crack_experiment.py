@@ -13,11 +13,14 @@ cross_validation_splits``), one run per fold trained on the others and tuned
 and scored on its fold, a row per fold and their mean in
 ``benchmarks/results/crack_cv.csv``; the test photos are never predicted. A
 fold's score is slightly optimistic (its best epoch and its setup are chosen
-on the same photos), alike for every candidate, so it ranks them.
+on the same photos), alike for every candidate, so it ranks them. With
+``--seeds``, the final test of the configuration CV chose: a run per seed and
+their mean and standard deviation, in ``crack_experiments.csv``.
 
 Usage::
 
     python -m benchmarks.crack_experiment --folds 5 --loss bce_tversky      # a candidate, by 5-fold CV
+    python -m benchmarks.crack_experiment --seeds 42,1,2      # the final test of the chosen configuration
     python -m benchmarks.crack_experiment --seed 1
     python -m benchmarks.crack_experiment --evaluate Models/cfd_unet_lite2_best.pth --name notebook06
     python -m benchmarks.crack_experiment --epochs 80 --val-only      # a candidate, scored on val only
@@ -72,11 +75,29 @@ def cross_validate(base: TrainConfig, folds: int, name: str | None, results: Pat
                      "flip_tta": chosen.flip_tta, "threshold": chosen.postprocessing.threshold[0],
                      **{f"val_{c}": float(val[c]) for c in COLUMNS}})
         record(rows[-1], results)
+    return _with_mean(rows, "fold", name or base.run_name, results)
+
+
+def score_seeds(base: TrainConfig, seeds: list[int], name: str | None, results: Path = RESULTS) -> pd.DataFrame:
+    """The final comparison: ``base`` trained once per seed on its split's train photos, its setup chosen on val
+    and test scored once; the seed rows and their mean (``seed`` = ``mean``, with ``sd_*``), appended to ``results``."""
+    rows = []
+    for seed in seeds:
+        config = replace(base, seed=seed, run_name=f"{base.run_name.removesuffix(f'_s{base.seed}')}_s{seed}")
+        checkpoint, history, minutes = train(config)
+        rows.append({**describe(name, config, history, minutes), **score_checkpoint(checkpoint, config)})
+        record(rows[-1], results)
+    return _with_mean(rows, "seed", name or base.run_name, results)
+
+
+def _with_mean(rows: list[dict], key: str, name: str, results: Path) -> pd.DataFrame:
+    """``rows`` and their mean row (``key`` = ``mean``; scores, minutes and rates averaged, ``sd_*`` beside the
+    scores; the per-run setup left empty), which is appended to ``results``."""
     table = pd.DataFrame(rows)
-    scores = [f"val_{c}" for c in COLUMNS]
-    mean = {**describe(name or base.run_name, base, history, table["train_minutes"].mean()), "fold": "mean",
-            "folds": folds, "epochs": table["epochs"].mean(), "train_img_per_s": table["train_img_per_s"].mean(),
-            **table[scores].mean().to_dict(), **{f"sd_{c}": table[c].std() for c in scores}}
+    scores = [c for c in table.columns if c.startswith(("val_", "test_"))]
+    averaged = ["epochs", "train_minutes", "train_img_per_s", *scores]
+    mean = {**rows[0], "name": name, key: "mean", "flip_tta": None, "threshold": None,
+            **table[averaged].mean().to_dict(), **{f"sd_{c}": table[c].std() for c in scores}}
     record(mean, results)
     return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
 
@@ -85,11 +106,19 @@ def main() -> None:
     parser = experiment_parser(__doc__.split("\n\n")[0], "crackforest", ROOT)
     parser.add_argument("--folds", type=int, help="choose by K-fold cross-validation over the train and val photos "
                         "(the test photos are never predicted)")
+    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], metavar="N,N,...",
+                        help="the final test: one run per seed (e.g. 42,1,2), each tuned on val and scored on test "
+                        "once, and their mean and standard deviation")
     args = parser.parse_args()
-    if args.folds and (args.evaluate or args.val_only):
-        parser.error("--folds trains a run per fold and scores val only; it takes neither --evaluate nor --val-only")
+    if (args.folds or args.seeds) and (args.evaluate or args.val_only):
+        parser.error("--folds and --seeds train their own runs; they take neither --evaluate nor --val-only")
+    if args.folds and args.seeds:
+        parser.error("--folds chooses on val and --seeds scores test: run them one after the other")
     if args.folds:
         cross_validate(experiment_config(args), args.folds, args.name)
+        return
+    if args.seeds:
+        score_seeds(experiment_config(args), args.seeds, args.name)
         return
     checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: experiment_config(args), ROOT)
     record({**describe(args.name, config, history, minutes), **score_checkpoint(checkpoint, config, args.val_only)},

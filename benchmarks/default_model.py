@@ -60,7 +60,7 @@ def _plain_loss(config: TrainConfig):
     return lambda logits, masks: bce(logits, masks) + config.dice_weight * dice(logits, masks)
 
 
-def _training_step(config: TrainConfig, precision: str | None):
+def model_training_step(config: TrainConfig, precision: str | None):
     """A function running one training step of the default model, the project's way in ``precision`` (``auto``:
     the measured choice), or in plain float32 eager (``None``)."""
     model, _ = model_for(config)
@@ -128,7 +128,7 @@ def speed_rows(config: TrainConfig | None = None) -> list[tuple[str, float, str]
     config = config or TrainConfig()
     name = f"default {config.arch}/{config.encoder}, {config.image_size} px, batch {BATCH}"
     rows = []
-    for kind, make, calls in (("training", _training_step, 4), ("inference", _inference, 16)):  # rounds of 1-3 s
+    for kind, make, calls in (("training", model_training_step, 4), ("inference", _inference, 16)):  # rounds of 1-3 s
         per_round = interleaved_rates({way: make(config, p) for way, p in WAYS.items()}, BATCH, calls)
         rates = medians(per_round)
         rows += [(f"{kind}, {name}, {way}", rate, "img/s") for way, rate in rates.items()]
@@ -250,7 +250,7 @@ def layer_type(name: str, shapes: list) -> str:
 def step_breakdown_rows(config: TrainConfig | None = None, steps: int = 3) -> list[tuple[str, float, str]]:
     """Milliseconds per training step of the default model, the project's way, by layer type."""
     config = config or TrainConfig()
-    step = _training_step(config, "auto")
+    step = model_training_step(config, "auto")
     for _ in range(WARMUP):
         step()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as profile:

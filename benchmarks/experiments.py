@@ -54,6 +54,7 @@ def describe(name: str | None, config: TrainConfig, history: pd.DataFrame, minut
         "name": name or config.run_name,
         "date": datetime.date.today().isoformat(),
         "arch": config.arch,
+        "decoder_channels": "-".join(map(str, config.decoder_channels)) if config.decoder_channels else "default",
         "encoder": config.encoder,
         "encoder_weights": config.encoder_weights,
         "lr": config.lr,

@@ -3,6 +3,7 @@
 import math
 
 import pandas as pd
+import pytest
 
 from benchmarks.default_model import SCRATCH_HISTORY, layer_type, minutes_to_quality
 
@@ -54,6 +55,43 @@ def test_crack_cross_validation_trains_a_run_per_fold_and_never_predicts_test(tm
     assert list(table["fold"]) == ["1", "2", "mean"] and not any(c.startswith("test_") for c in table.columns)
     assert sorted(n for fold in scored for n in fold) == sorted(names[1:])  # every train photo scored once, test never
     assert len(pd.read_csv(tmp_path / "cv.csv")) == 3
+
+
+def test_the_final_test_trains_a_run_per_seed_and_reports_their_mean_and_spread(tmp_path, monkeypatch):
+    from test_formats import make_crackforest
+
+    from benchmarks import crack_experiment
+    from Utilities.Config import TrainConfig
+    from Utilities.Formats import open_source
+
+    make_crackforest(tmp_path / "data")
+    names = [s.name for s in open_source("crackforest", tmp_path / "data").samples()]
+    (tmp_path / "splits").mkdir()
+    pd.DataFrame({"image": names, "class": "crack", "split": ["test", "val"] + ["train"] * (len(names) - 2)}).to_csv(
+        tmp_path / "splits" / "data.csv", index=False)
+    scored = []
+    monkeypatch.setattr(crack_experiment, "score_split", lambda p, s, n: _scored(scored, p, s, n))
+    base = TrainConfig.from_recipe("crackforest", root=tmp_path, data_root="data", image_size=32, batch_size=2,
+                                   epochs=1, encoder="tu-tf_efficientnet_lite0", encoder_weights=None, run_name="final_s42")
+    table = crack_experiment.score_seeds(base, [1, 2], "tiny", tmp_path / "test.csv")
+    assert list(table["seed"]) == [1, 2, "mean"]
+    assert [p.name for p in sorted((tmp_path / "Models").glob("*_best.pth"))] == ["final_s1_best.pth", "final_s2_best.pth"]
+    assert scored == [[names[1]], [names[0]]] * 2  # per seed: val once (after tuning), then test once
+    mean = table.iloc[-1]
+    assert mean["test_f1"] == pytest.approx(table["test_f1"][:2].mean())
+    assert mean["sd_test_f1"] == pytest.approx(table["test_f1"][:2].std())
+    assert len(pd.read_csv(tmp_path / "test.csv")) == 3
+
+
+def test_decoder_speed_rows_time_each_width_set_against_the_recipe():
+    from benchmarks.crack_decoder_speed import WIDTHS, decoder_rows
+    from Utilities.Config import TrainConfig
+
+    config = TrainConfig.from_recipe("crackforest", encoder_weights=None, image_size=32, precision="float32")
+    rows = decoder_rows(config, calls_per_round=1)
+    assert list(rows["decoder"]) == list(WIDTHS) and (rows["img/s"] > 0).all()
+    assert rows["against the recipe"].iloc[0] == 1.0
+    assert rows["against the recipe"].iloc[1] == pytest.approx(rows["img/s"].iloc[1] / rows["img/s"].iloc[0])
 
 
 def _scored(scored, predictor, source, names):

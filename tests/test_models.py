@@ -5,6 +5,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from Utilities.Errors import ConfigError
 from Utilities.Resnet_Unet import KNOWN_MODELS, build_model
 
 
@@ -56,3 +57,15 @@ def test_output_prior_starts_pixels_at_that_probability(arch):
     for name, parameter in plain.named_parameters():  # only the output bias differs
         if name != "segmentation_head.0.bias":
             torch.testing.assert_close(parameter, head[name])
+
+
+def test_decoder_channels_narrow_the_unet_decoder_and_are_checked():
+    plain, _ = build_model("Unet", "tu-tf_efficientnet_lite0", classes=1)
+    narrow, _ = build_model("Unet", "tu-tf_efficientnet_lite0", classes=1, decoder_channels=(64, 32, 16, 8, 8))
+    assert narrow.segmentation_head[0].in_channels == 8 and plain.segmentation_head[0].in_channels == 16
+    assert sum(p.numel() for p in narrow.decoder.parameters()) < sum(p.numel() for p in plain.decoder.parameters()) / 5
+    assert narrow(torch.randn(1, 3, 64, 96)).shape == (1, 1, 64, 96)
+    with pytest.raises(ConfigError, match="Unet takes 5"):
+        build_model("Unet", "resnet34", classes=1, decoder_channels=(64, 32))
+    with pytest.raises(ConfigError, match="applies to .*Unet.*not FPN"):
+        build_model("FPN", "resnet34", classes=1, decoder_channels=(64, 32, 16, 8, 8))
