@@ -26,6 +26,9 @@ from Utilities.Extract_masks import NEU_DET_CLASSES, class_of
 from Utilities.Formats import DataSource, VocSource, open_source
 
 
+RARE_LABELS = "(labels of a single image)"
+
+
 def stratified_split(
     table: pd.DataFrame, size: int | float, seed: int, label_column: str = "class"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -39,8 +42,18 @@ def stratified_split(
     if isinstance(size, int):
         held = table.groupby(label_column, group_keys=False).sample(n=size, random_state=seed)
         return table.drop(held.index), held
-    rest, held = train_test_split(table, test_size=size, stratify=table[label_column], random_state=seed)
+    rest, held = train_test_split(table, test_size=size, stratify=_strata(table[label_column]), random_state=seed)
     return rest, held
+
+
+def _strata(labels: pd.Series) -> pd.Series:
+    """``labels`` with those held by a single image pooled (stratification needs two of each), into the most
+    common label where the pool itself is a single image: e.g. the one defect-free image of a COCO export."""
+    labels = labels.fillna("").astype(str)
+    counts = labels.value_counts()
+    single = labels.map(counts) == 1
+    labels = labels.mask(single, RARE_LABELS if single.sum() > 1 else counts.index[0])
+    return labels
 
 
 def make_split(

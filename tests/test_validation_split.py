@@ -7,6 +7,7 @@ from Utilities.Validation_split import (
     make_split,
     move_test_images,
     names_in,
+    split_by_label,
     undo_test_split,
 )
 
@@ -56,3 +57,14 @@ def test_cross_validation_folds_cover_train_and_val_once_and_never_touch_test():
     assert sum(len(v) for v in val_sets) == 18 and all(3 <= len(v) <= 4 for v in val_sets)
     assert all(names_in(fold, "test") == names_in(split, "test") for fold in folds)
     assert [names_in(f, "val") for f in cross_validation_splits(split, 5, seed=0)] == [names_in(f, "val") for f in folds]
+
+
+def test_labels_of_a_single_image_are_pooled_rather_than_refused():
+    names = [f"image{i:02d}" for i in range(40)]
+    labels = ["scratch"] * 20 + ["dent"] * 17 + ["crack", "hole"] + [""]  # "": the one defect-free image
+    split = split_by_label(names, labels, 0.2, 0.15, seed=0)
+    assert len(split) == 40 and set(split["split"]) == {"train", "val", "test"}
+    counts = split.groupby(["class", "split"]).size()
+    assert counts["scratch", "test"] == 4 and counts["dent", "test"] in (3, 4)  # the others still stratified
+    assert list(split["class"]) == labels  # the labels themselves are kept
+    assert split.equals(split_by_label(names, labels, 0.2, 0.15, seed=0))
