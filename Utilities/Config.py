@@ -82,7 +82,8 @@ class TrainConfig:
     arch: str = setting("FPN", "smp architecture", names=lambda: sorted(architectures()))
     decoder_channels: tuple[int, ...] | None = setting(
         None, "the decoder's widths, deepest stage first, comma-separated, for the architectures that take them "
-              f"({', '.join(decoder_width_architectures())}); narrower ones train faster at full resolution "
+              f"({', '.join(decoder_width_architectures())}); narrower ones take less time per epoch at full "
+              "resolution, and may need more epochs "
               "(default: the architecture's own, 256,128,64,32,16 for Unet)", resume=True)
     encoder: str = setting("tu-tf_efficientnet_lite2", "encoder: any of smp's, or tu-<any timm model>; these have "
                                                        "ImageNet weights that need no network", names=offline_encoders)

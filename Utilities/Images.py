@@ -23,6 +23,29 @@ def decode_image(path: str | Path) -> np.ndarray:
     JPEG with a grey bottom and only a warning.
     """
     path = Path(path)
+    image = cv2.imdecode(np.frombuffer(_checked_bytes(path), np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: not an image OpenCV can decode")
+    return image
+
+
+def decode_reduced(path: str | Path, at_least: int) -> np.ndarray:
+    """The image in 8-bit BGR colour at 1/8, 1/4 or 1/2 of its size where its longer side stays at least
+    ``at_least`` (else whole): a JPEG decodes only what that scale needs, for thumbnails of large images.
+    ``ValueError`` as ``decode_image``."""
+    path = Path(path)
+    data = np.frombuffer(_checked_bytes(path), np.uint8)
+    for flag in (cv2.IMREAD_REDUCED_COLOR_8, cv2.IMREAD_REDUCED_COLOR_4, cv2.IMREAD_REDUCED_COLOR_2, cv2.IMREAD_COLOR):
+        image = cv2.imdecode(data, flag)
+        if image is None:
+            raise ValueError(f"{path}: not an image OpenCV can decode")
+        if max(image.shape[:2]) >= at_least:
+            break
+    return image
+
+
+def _checked_bytes(path: Path) -> bytes:
+    """The file's bytes; ``ValueError`` naming it where it cannot be read, is empty or is a truncated JPEG."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -31,10 +54,7 @@ def decode_image(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path}: empty file")
     if data[:2] == b"\xff\xd8" and data.rstrip(b"\0")[-2:] != b"\xff\xd9":
         raise ValueError(f"{path}: truncated JPEG (no end-of-image marker)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"{path}: not an image OpenCV can decode")
-    return image
+    return data
 
 
 def image_size(path: Path) -> tuple[int, int] | None:

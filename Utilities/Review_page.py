@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from Utilities.Files import atomic_write
-from Utilities.Images import decode_image
+from Utilities.Images import decode_reduced
 
 REVIEW_PAGE = "report.html"
 THUMBNAIL_SIDE = 192
@@ -34,7 +34,7 @@ def thumbnail(overlay: Path, thumb: Path) -> None:
     ``ValueError`` naming the overlay if it does not decode."""
     if thumb.exists() and thumb.stat().st_mtime >= overlay.stat().st_mtime:
         return
-    picture = decode_image(overlay)
+    picture = decode_reduced(overlay, THUMBNAIL_SIDE)
     scale = THUMBNAIL_SIDE / max(picture.shape[:2])
     if scale < 1:
         picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)

@@ -25,7 +25,6 @@ from Utilities.Errors import UserError, run_command
 from Utilities.Extract_masks import NEU_DET_CLASSES, class_of
 from Utilities.Formats import DataSource, VocSource, open_source
 
-
 RARE_LABELS = "(labels of a single image)"
 
 
@@ -52,8 +51,7 @@ def _strata(labels: pd.Series) -> pd.Series:
     labels = labels.fillna("").astype(str)
     counts = labels.value_counts()
     single = labels.map(counts) == 1
-    labels = labels.mask(single, RARE_LABELS if single.sum() > 1 else counts.index[0])
-    return labels
+    return labels.mask(single, RARE_LABELS if single.sum() > 1 else counts.index[0])
 
 
 def make_split(

@@ -42,6 +42,26 @@ def test_unreadable_image_is_named(tmp_path):
         read_image(broken)
 
 
+def test_reduced_decoding_keeps_the_longer_side_at_least_as_asked(tmp_path):
+    import cv2
+    import numpy as np
+
+    from Utilities.Images import decode_reduced
+
+    gradient = np.linspace(0, 255, 1600, dtype=np.uint8)[None, :, None].repeat(1200, 0).repeat(3, 2)
+    cv2.imwrite(str(tmp_path / "large.jpg"), gradient)
+    cv2.imwrite(str(tmp_path / "small.png"), gradient[:200, :300])
+    large = decode_reduced(tmp_path / "large.jpg", 192)
+    assert large.shape == (150, 200, 3)  # 1/8: the longest scale-down that keeps 192 px
+    assert abs(int(large[:, -1].mean()) - 255) < 8 and int(large[:, 0].mean()) < 8  # the picture itself, scaled
+    assert decode_reduced(tmp_path / "large.jpg", 400).shape == (300, 400, 3)  # 1/4
+    assert decode_reduced(tmp_path / "large.jpg", 401).shape == (600, 800, 3)  # 1/2
+    assert decode_reduced(tmp_path / "small.png", 192).shape == (200, 300, 3)  # whole: half would be too small
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "large.jpg").read_bytes()[:5000])
+    with pytest.raises(ValueError, match="cut.jpg: truncated JPEG"):
+        decode_reduced(tmp_path / "cut.jpg", 192)
+
+
 def test_loaders_follow_the_split_file(neu_like):
     split = make_split(all_image_names(neu_like), test_per_class=1, val_per_class=1, seed=0)
     (neu_like / "splits").mkdir()
