@@ -60,6 +60,32 @@ def check_decoder_channels(arch: str, channels) -> tuple[int, ...]:
     return channels
 
 
+DECODER_ATTENTIONS = {  # smp's decoder_attention_type values, applied in every decoder block
+    "scse": "spatial and channel squeeze-and-excitation (Roy et al., MICCAI 2018)",
+}
+
+
+def decoder_attention_architectures() -> list[str]:
+    """The architectures whose decoder blocks take an attention module (smp's ``decoder_attention_type``)."""
+    return sorted(name for name, cls in architectures().items()
+                  if "decoder_attention_type" in inspect.signature(cls).parameters)
+
+
+SCSE_REDUCTION = 16  # smp's squeeze-and-excitation divides a block's channels by this
+
+
+def check_decoder_attention(arch: str, attention: str, channels: tuple[int, ...] | None = None) -> str:
+    """``attention`` if it is a known attention, ``arch`` takes one and the decoder ``channels`` are wide enough to
+    squeeze; else ``UnknownName`` or ``ConfigError``."""
+    check_name("decoder attention", attention, DECODER_ATTENTIONS)
+    if arch not in decoder_attention_architectures():
+        raise ConfigError(f"decoder_attention applies to {', '.join(decoder_attention_architectures())}, not {arch}")
+    if channels is not None and min(channels) < SCSE_REDUCTION:
+        raise ConfigError(f"decoder_attention {attention} needs decoder widths of at least {SCSE_REDUCTION}, "
+                          f"not {list(channels)}")
+    return attention
+
+
 def split_image_logits(outputs: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(pixel maps (N, C, H, W), image values (N, C) or None)`` of a model's ``(N, C or 2C, H, W)`` output.
 

@@ -142,7 +142,8 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     warn_on_version_change(checkpoint, path)
     config = TrainConfig.from_dict(checkpoint["config"])
     model, _ = build_model(config.arch, config.encoder, len(config.channels), encoder_weights=None,
-                           image_head=config.image_head, decoder_channels=config.decoder_channels)
+                           image_head=config.image_head, decoder_channels=config.decoder_channels,
+                           decoder_attention=config.decoder_attention)
     try:
         model.load_state_dict(checkpoint.pop("state_dict"))
     except RuntimeError as error:

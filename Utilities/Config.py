@@ -16,10 +16,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from Utilities.Architectures import (
+    DECODER_ATTENTIONS,
     architectures,
     check_architecture,
+    check_decoder_attention,
     check_decoder_channels,
     check_encoder,
+    decoder_attention_architectures,
     decoder_width_architectures,
 )
 from Utilities.Encoder_weights import normalisation, offline_encoders
@@ -85,6 +88,10 @@ class TrainConfig:
               f"({', '.join(decoder_width_architectures())}); narrower ones take less time per epoch at full "
               "resolution, and may need more epochs "
               "(default: the architecture's own, 256,128,64,32,16 for Unet)", resume=True)
+    decoder_attention: str | None = setting(
+        None, "attention in every decoder block, for the architectures that take it "
+              f"({', '.join(decoder_attention_architectures())}): it reweighs the skip features' channels and "
+              "pixels, which can help thin structures (default: none)", resume=True, names=lambda: DECODER_ATTENTIONS)
     encoder: str = setting("tu-tf_efficientnet_lite2", "encoder: any of smp's, or tu-<any timm model>; these have "
                                                        "ImageNet weights that need no network", names=offline_encoders)
     encoder_weights: str | None = setting("imagenet", "imagenet, none for random initialisation, or a .safetensors or "
@@ -137,6 +144,8 @@ class TrainConfig:
         check_encoder(self.encoder)
         if self.decoder_channels is not None:
             self.decoder_channels = check_decoder_channels(self.arch, self.decoder_channels)
+        if self.decoder_attention is not None:
+            check_decoder_attention(self.arch, self.decoder_attention, self.decoder_channels)
         check_name("score family", self.scores, SCORE_FAMILIES)
         if self.scores == "thin" and len(self.channels) != 1:
             raise ConfigError(f"thin-structure scores need one channel, not {list(self.channels)}; merge the classes "

@@ -87,6 +87,9 @@ LOSSES: dict[str, Callable[[float], torch.nn.Module]] = {  # each built from the
                                                          smp.losses.TverskyLoss("multilabel", alpha=0.3, beta=0.7)),
     "bce_dice_cldice": lambda dice_weight: _Sum(PixelPlusDiceLoss(torch.nn.BCEWithLogitsLoss(), dice_weight),
                                                 SoftClDiceLoss()),
+    # Lovasz optimises IoU directly but is unstable alone from the start: beside cross-entropy, as usually trained
+    "bce_lovasz": lambda dice_weight: PixelPlusDiceLoss(torch.nn.BCEWithLogitsLoss(), dice_weight,
+                                                        smp.losses.LovaszLoss(mode="multilabel", from_logits=True)),
 }
 
 

@@ -29,6 +29,7 @@ from Utilities.Architectures import (
     TIMM_PREFIX,
     architectures,
     check_architecture,
+    check_decoder_attention,
     check_decoder_channels,
     check_encoder,
 )
@@ -80,6 +81,7 @@ def build_model(
     output_prior: float | None = None,
     image_head: bool = False,
     decoder_channels: tuple[int, ...] | None = None,
+    decoder_attention: str | None = None,
 ) -> tuple[torch.nn.Module, str | dict | None]:
     """Build a segmentation model that outputs one logit map per class.
 
@@ -100,6 +102,8 @@ def build_model(
         decoder_channels: the decoder's widths, deepest first, for the
             architectures that take them (``Architectures.check_decoder_channels``);
             ``None`` keeps smp's.
+        decoder_attention: an attention module in every decoder block
+            (``Architectures.DECODER_ATTENTIONS``), or ``None``.
 
     Returns:
         The model and a description of the weights actually used, for the
@@ -111,6 +115,8 @@ def build_model(
     options = {"classes": classes, "aux_params": {"classes": classes, "dropout": 0.2} if image_head else None}
     if decoder_channels is not None:
         options["decoder_channels"] = check_decoder_channels(arch, decoder_channels)
+    if decoder_attention is not None:
+        options["decoder_attention_type"] = check_decoder_attention(arch, decoder_attention, decoder_channels)
     model, used = _build_with_weights(architectures()[arch], encoder, encoder_weights, seed, options)
     model = set_output_prior(model, output_prior)
     return (WithImageLogits(model) if image_head else model), used
@@ -190,9 +196,9 @@ def set_output_prior(model: torch.nn.Module, prior: float | None) -> torch.nn.Mo
 
 def model_for(config: TrainConfig) -> tuple[torch.nn.Module, str | None]:
     """``build_model`` for what a config describes: architecture, encoder, channels, weights, seed, output prior,
-    image head, decoder widths."""
+    image head, decoder widths and attention."""
     return build_model(config.arch, config.encoder, len(config.channels), config.encoder_weights, config.seed,
-                       config.output_prior, config.image_head, config.decoder_channels)
+                       config.output_prior, config.image_head, config.decoder_channels, config.decoder_attention)
 
 
 def pad_to_multiple(images: torch.Tensor, multiple: int = 32) -> torch.Tensor:

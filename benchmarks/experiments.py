@@ -55,6 +55,7 @@ def describe(name: str | None, config: TrainConfig, history: pd.DataFrame, minut
         "date": datetime.date.today().isoformat(),
         "arch": config.arch,
         "decoder_channels": "-".join(map(str, config.decoder_channels)) if config.decoder_channels else "default",
+        "decoder_attention": config.decoder_attention or "none",
         "encoder": config.encoder,
         "encoder_weights": config.encoder_weights,
         "lr": config.lr,

@@ -5,7 +5,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from Utilities.Errors import ConfigError
+from Utilities.Config import TrainConfig
+from Utilities.Errors import ConfigError, UnknownName
 from Utilities.Resnet_Unet import KNOWN_MODELS, build_model
 
 
@@ -69,3 +70,19 @@ def test_decoder_channels_narrow_the_unet_decoder_and_are_checked():
         build_model("Unet", "resnet34", classes=1, decoder_channels=(64, 32))
     with pytest.raises(ConfigError, match="applies to .*Unet.*not FPN"):
         build_model("FPN", "resnet34", classes=1, decoder_channels=(64, 32, 16, 8, 8))
+
+
+def test_decoder_attention_adds_scse_to_every_unet_decoder_block_and_is_checked():
+    from segmentation_models_pytorch.base.modules import SCSEModule
+
+    plain, _ = build_model("Unet", "tu-tf_efficientnet_lite0", classes=1)
+    attended, _ = build_model("Unet", "tu-tf_efficientnet_lite0", classes=1, decoder_attention="scse")
+    assert not any(isinstance(m, SCSEModule) for m in plain.modules())
+    assert sum(isinstance(m, SCSEModule) for m in attended.decoder.modules()) >= len(attended.decoder.blocks)
+    assert attended(torch.randn(1, 3, 64, 96)).shape == (1, 1, 64, 96)
+    with pytest.raises(UnknownName, match="decoder attention.*scse"):
+        build_model("Unet", "resnet34", classes=1, decoder_attention="cbam")
+    with pytest.raises(ConfigError, match="decoder_attention applies to .*Unet.*not FPN"):
+        TrainConfig(arch="FPN", decoder_attention="scse")
+    with pytest.raises(ConfigError, match="widths of at least 16"):  # squeezed to no channel at all
+        TrainConfig(arch="Unet", decoder_attention="scse", decoder_channels=(64, 32, 16, 8, 8))

@@ -51,15 +51,17 @@ def test_checkpoint_rebuilds_the_same_model(neu_like):
     assert meta["config"]["arch"] == "FPN"  # the default architecture
 
 
-def test_a_checkpoint_with_a_narrow_decoder_predicts_with_it_and_resumes_only_into_it(neu_like):
+def test_a_checkpoint_with_a_narrow_attended_decoder_predicts_with_it_and_resumes_only_into_it(neu_like):
     from Utilities.Checkpoint import check_resumable
 
     model, train_loader, val_loader, config, used = tiny_run(neu_like, epochs=1, arch="Unet",
-                                                             decoder_channels=(32, 16, 16, 8, 8))
+                                                             decoder_channels=(32, 32, 16, 16, 16),
+                                                             decoder_attention="scse")
     fit(model, train_loader, val_loader, config, used)
     loaded, meta = load_checkpoint(neu_like / "Models" / "tiny_best.pth")
-    assert meta["config"]["decoder_channels"] == [32, 16, 16, 8, 8]
-    assert loaded.segmentation_head[0].in_channels == 8
+    assert meta["config"]["decoder_channels"] == [32, 32, 16, 16, 16] and meta["config"]["decoder_attention"] == "scse"
+    assert loaded.segmentation_head[0].in_channels == 16
+    assert any(type(m).__name__ == "SCSEModule" for m in loaded.decoder.modules())
     wider = {**config.to_dict(), "decoder_channels": None}
     with pytest.raises(ValueError, match="decoder_channels: checkpoint"):
         check_resumable(read_checkpoint(neu_like / "Models" / "tiny_last.pth"), wider, "tiny_last.pth")
@@ -224,7 +226,8 @@ def test_resume_refuses_each_setting_that_must_match(name):
     saved = TrainConfig(arch="Unet").to_dict()  # an architecture that takes decoder widths
     check_resumable({"config": saved, "optimizer": {}}, dict(saved), "run_last.pth")
     others = {"data_format": "magnetic_tile", "binary": True, "defect_fraction": 0.5, "optimizer": "adam", "loss": "dice",
-              "scheduler": "cosine", "image_head": True, "decoder_channels": [64, 32, 16, 8, 8]}
+              "scheduler": "cosine", "image_head": True, "decoder_channels": [64, 32, 16, 8, 8],
+              "decoder_attention": "scse"}
     other = others.get(name, "another value")  # where a config checks the value, another valid one
     with pytest.raises(ValueError, match=f"{name}: checkpoint|6 classes.*builds .* 1 classes"):  # binary: 1 channel
         check_resumable({"config": saved, "optimizer": {}}, {**saved, name: other}, "run_last.pth")
