@@ -77,7 +77,7 @@ def _option_type(hint):
     kind = ([k for k in typing.get_args(hint) if k is not type(None)] or [hint])[0]
     parse = _boolean if kind is bool else kind
     if typing.get_origin(kind) is tuple:
-        parse = _numbers if typing.get_args(kind)[0] is int else _names
+        parse = whole_numbers if typing.get_args(kind)[0] is int else _names
     if type(None) not in typing.get_args(hint):
         return parse
 
@@ -92,7 +92,8 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(","))
 
 
-def _numbers(text: str) -> tuple[int, ...]:
+def whole_numbers(text: str) -> tuple[int, ...]:
+    """An argparse type for ``N,N,...``: a clear message where an item is not a whole number."""
     try:
         return tuple(int(number) for number in text.split(","))
     except ValueError:

@@ -29,19 +29,27 @@ def decode_image(path: str | Path) -> np.ndarray:
     return image
 
 
+_REDUCED = ((4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2), (1, cv2.IMREAD_COLOR))
+
+
 def decode_reduced(path: str | Path, at_least: int) -> np.ndarray:
-    """The image in 8-bit BGR colour at 1/8, 1/4 or 1/2 of its size where its longer side stays at least
+    """The image in 8-bit BGR colour at 1/8, 1/4 or 1/2 of its size where its longer side stays at least about
     ``at_least`` (else whole): a JPEG decodes only what that scale needs, for thumbnails of large images.
-    ``ValueError`` as ``decode_image``."""
+    ``ValueError`` as ``decode_image``.
+
+    The 1/8 scale is decoded first (for a JPEG, 1/64 of the work); its size
+    then picks the one scale to decode, if 1/8 is too small.
+    """
     path = Path(path)
     data = np.frombuffer(_checked_bytes(path), np.uint8)
-    for flag in (cv2.IMREAD_REDUCED_COLOR_8, cv2.IMREAD_REDUCED_COLOR_4, cv2.IMREAD_REDUCED_COLOR_2, cv2.IMREAD_COLOR):
-        image = cv2.imdecode(data, flag)
-        if image is None:
-            raise ValueError(f"{path}: not an image OpenCV can decode")
-        if max(image.shape[:2]) >= at_least:
-            break
-    return image
+    smallest = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
+    if smallest is None:
+        raise ValueError(f"{path}: not an image OpenCV can decode")
+    longer = 8 * max(smallest.shape[:2])  # the whole image's longer side, rounded up to a multiple of 8
+    if longer // 8 >= at_least:
+        return smallest
+    flag = next(flag for factor, flag in _REDUCED if longer // factor >= at_least or factor == 1)
+    return cv2.imdecode(data, flag)
 
 
 def _checked_bytes(path: Path) -> bytes:

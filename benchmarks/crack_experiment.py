@@ -34,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train, train_or_reload, tune
+from Utilities.Cli import whole_numbers
 from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import source_of, split_table
 from Utilities.Evaluate import score_split, split_names
@@ -69,16 +70,13 @@ def cross_validate(base: TrainConfig, folds: int, name: str | None, results: Pat
         fold.to_csv(split_file, index=False)
         config = replace(base, split_file=str(split_file), run_name=f"{base.run_name}_fold{k}of{folds}")
         checkpoint, history, minutes = train(config)
-        predictor, chosen, _ = tune(checkpoint, config)
-        val = score_split(predictor, source_of(config), split_names(config, "val"))[0].iloc[0]
         rows.append({**describe(name, config, history, minutes), "fold": str(k), "folds": folds,
-                     "flip_tta": chosen.flip_tta, "threshold": chosen.postprocessing.threshold[0],
-                     **{f"val_{c}": float(val[c]) for c in COLUMNS}})
+                     **score_checkpoint(checkpoint, config, val_only=True)})
         record(rows[-1], results)
     return _with_mean(rows, "fold", name or base.run_name, results)
 
 
-def score_seeds(base: TrainConfig, seeds: list[int], name: str | None, results: Path = RESULTS) -> pd.DataFrame:
+def score_seeds(base: TrainConfig, seeds: tuple[int, ...], name: str | None, results: Path = RESULTS) -> pd.DataFrame:
     """The final comparison: ``base`` trained once per seed on its split's train photos, its setup chosen on val
     and test scored once; the seed rows and their mean (``seed`` = ``mean``, with ``sd_*``), appended to ``results``."""
     rows = []
@@ -106,7 +104,7 @@ def main() -> None:
     parser = experiment_parser(__doc__.split("\n\n")[0], "crackforest", ROOT)
     parser.add_argument("--folds", type=int, help="choose by K-fold cross-validation over the train and val photos "
                         "(the test photos are never predicted)")
-    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], metavar="N,N,...",
+    parser.add_argument("--seeds", type=whole_numbers, metavar="N,N,...",
                         help="the final test: one run per seed (e.g. 42,1,2), each tuned on val and scored on test "
                         "once, and their mean and standard deviation")
     args = parser.parse_args()

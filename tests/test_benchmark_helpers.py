@@ -107,3 +107,12 @@ def test_the_default_is_compared_with_the_faster_form_round_by_round():
     # the machine halves its speed in round 2: per round the default is at 0.99, 1.0 and 0.98 of the faster form
     per_round = {"default": [99.0, 50.0, 98.0], "float32": [100.0, 40.0, 100.0], "bfloat16": [90.0, 50.0, 10.0]}
     assert over_the_faster(per_round, "default", ("float32", "bfloat16")) == 0.99
+
+
+def test_a_seed_list_that_is_not_whole_numbers_is_refused_by_name(monkeypatch, capsys):
+    from benchmarks import crack_experiment
+
+    monkeypatch.setattr("sys.argv", ["crack_experiment", "--seeds", "42,one"])
+    with pytest.raises(SystemExit):
+        crack_experiment.main()
+    assert "--seeds: expected whole numbers separated by commas, not '42,one'" in capsys.readouterr().err

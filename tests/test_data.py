@@ -42,7 +42,7 @@ def test_unreadable_image_is_named(tmp_path):
         read_image(broken)
 
 
-def test_reduced_decoding_keeps_the_longer_side_at_least_as_asked(tmp_path):
+def test_reduced_decoding_keeps_the_longer_side_at_least_as_asked_in_at_most_two_decodes(tmp_path, monkeypatch):
     import cv2
     import numpy as np
 
@@ -56,7 +56,10 @@ def test_reduced_decoding_keeps_the_longer_side_at_least_as_asked(tmp_path):
     assert abs(int(large[:, -1].mean()) - 255) < 8 and int(large[:, 0].mean()) < 8  # the picture itself, scaled
     assert decode_reduced(tmp_path / "large.jpg", 400).shape == (300, 400, 3)  # 1/4
     assert decode_reduced(tmp_path / "large.jpg", 401).shape == (600, 800, 3)  # 1/2
+    decodes = []
+    monkeypatch.setattr(cv2, "imdecode", lambda data, flag, decode=cv2.imdecode: decodes.append(flag) or decode(data, flag))
     assert decode_reduced(tmp_path / "small.png", 192).shape == (200, 300, 3)  # whole: half would be too small
+    assert decodes == [cv2.IMREAD_REDUCED_COLOR_8, cv2.IMREAD_COLOR]  # the 1/8 scale told the size
     (tmp_path / "cut.jpg").write_bytes((tmp_path / "large.jpg").read_bytes()[:5000])
     with pytest.raises(ValueError, match="cut.jpg: truncated JPEG"):
         decode_reduced(tmp_path / "cut.jpg", 192)
