@@ -68,6 +68,7 @@ class DataSource:
         self._samples: list[Sample] | None = None
         self._by_name: dict[str, Sample] = {}
         self._listing = DataReport()
+        self._sound: set[str] = set()  # samples a check found without a problem: not read again by the next one
 
     @classmethod
     def classes_in(cls, root: Path) -> tuple[str, ...]:
@@ -104,7 +105,8 @@ class DataSource:
         return np.ascontiguousarray(mask.max(axis=0, keepdims=True) if self.binary else mask)
 
     def check(self, names: list[str] | None = None, strict: bool = False) -> DataReport:
-        """Read every image and its truth once and report every problem by file name.
+        """Read every image and its truth once and report every problem by file name. Samples an earlier check
+        of this source found sound are not read again (evaluation checks before every pass over a split).
 
         Args:
             names: only these samples' files (default: all); unpaired files are errors either way.
@@ -127,15 +129,18 @@ class DataSource:
         if not samples:
             report.error(f"{self.root}: no labelled samples ({self.format} layout expected)")
         report.images += len(samples)
-        for sample in tqdm(samples, desc="checking data", leave=False):
+        for sample in tqdm([s for s in samples if s.name not in self._sound], desc="checking data", leave=False):
             size = image_size(sample.image)
             if size is None:
                 report.error(f"{sample.name}: unreadable or truncated image")
                 continue
+            problems = len(report.errors) + len(report.warnings)
             try:
                 self._check_truth(sample, *size, report)
             except ValueError as problem:
                 report.error(f"{sample.name}: {problem}")
+            if len(report.errors) + len(report.warnings) == problems:  # a warning is repeated by every check
+                self._sound.add(sample.name)
         return report
 
     @classmethod

@@ -112,8 +112,9 @@ def score_split(predictor: Predictor, source: DataSource, names: list[str]) -> t
     if thin and len(predictor.classes) != 1:
         raise UserError(f"thin-structure scores need a one-channel model, not {list(predictor.classes)}")
     total = _crack_meter(predictor) if thin else Meter(predictor.classes, predictor.config.threshold)
-    rows = []
+    rows, scored = [], []
     for sample, probabilities, truth, image in predictions(predictor, source, names, 16, None):
+        scored.append(sample.name)
         if thin:
             meter = _crack_meter(predictor)
             for each in (meter, total):
@@ -123,7 +124,7 @@ def score_split(predictor: Predictor, source: DataSource, names: list[str]) -> t
             total.update(probabilities, truth, _masks(predictor, probabilities, image))
     if thin:
         return total.table().reset_index(), pd.DataFrame(rows)
-    return total.table(), _per_image_area(total, [s.name for s in _samples(source, names)])
+    return total.table(), _per_image_area(total, scored)
 
 
 def _per_image_area(meter: Meter, names: list[str]) -> pd.DataFrame:

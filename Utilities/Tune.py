@@ -95,7 +95,7 @@ def try_int8(checkpoint: str | Path, predictor: Predictor, source: DataSource, c
     """``chosen`` with the OpenVINO int8 model (``Utilities.Int8``) where it keeps the val score within
     ``Int8.AGREEMENT`` and predicts faster, else ``chosen`` as it is; the int8 model to store (or ``None``) and
     a line saying what was measured."""
-    model, _ = load_checkpoint(checkpoint)
+    model, _ = load_checkpoint(checkpoint)  # the plain float module: the predictor's own may be converted or compiled
     stored = Int8.quantised_model(model, predictor.input_side, predictor.preprocess, source, split_names(config, "train"))
     int8 = copy.copy(predictor)
     int8.model = OpenVinoModel(Int8.compiled_model(stored))

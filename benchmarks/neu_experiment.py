@@ -25,7 +25,6 @@ from pathlib import Path
 
 from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train_or_reload, tune
 from Utilities.Evaluate import evaluate_source, held_out_set
-from Utilities.Inference import Predictor
 from Utilities.Postprocess import InferenceSetup
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,9 +42,8 @@ def score_checkpoint(checkpoint: Path, config, val_only: bool = False) -> dict[s
     if val_only:
         return row
     source, test_names = held_out_set(config)
-    plain = Predictor(checkpoint).use(InferenceSetup.plain(len(config.channels), config.threshold))
-    for label, each in (("", plain), ("_post", predictor)):
-        meter = evaluate_source(each, source, test_names)
+    for label, setup in (("", InferenceSetup.plain(len(config.channels), config.threshold)), ("_post", chosen)):
+        meter = evaluate_source(predictor.use(setup), source, test_names)
         scores = meter.compute()
         row |= {f"test_{k}{label}": scores[k] for k in ("dice", "iou", "mean_iou", "class_accuracy")}
         if not label:

@@ -71,6 +71,21 @@ def test_folders_report_unpaired_files_and_unexpected_values_by_name(tmp_path):
         open_source("folders", tmp_path).check(strict=True)
 
 
+def test_a_second_check_reads_only_the_samples_that_had_a_problem_and_reports_them_again(tmp_path, monkeypatch):
+    from Utilities import Data_source
+
+    for name in ("a", "b", "c"):
+        write_image(tmp_path / "images" / f"{name}.jpg", 4, 4)
+        write_png(tmp_path / "masks" / f"{name}.png", np.full((4, 4), 7 if name == "b" else 0, np.uint8))
+    source = open_source("folders", tmp_path, classes=("pit",))
+    first = source.check()
+    read = []
+    monkeypatch.setattr(Data_source, "image_size", lambda path, size=Data_source.image_size: read.append(path.name)
+                        or size(path))
+    second = source.check()
+    assert read == ["b.jpg"] and second.errors == first.errors and len(first.errors) == 1 and second.images == 3
+
+
 # --- Magnetic Tile ---------------------------------------------------------------------------
 
 
