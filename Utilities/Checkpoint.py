@@ -19,7 +19,7 @@ from Utilities.Config import TrainConfig
 from Utilities.Errors import ConfigError, MissingFile
 from Utilities.Files import atomic_write
 from Utilities.Postprocess import InferenceSetup, PostProcessing
-from Utilities.Resnet_Unet import build_model
+from Utilities.Resnet_Unet import model_for
 
 
 def library_versions() -> dict[str, str]:
@@ -141,9 +141,7 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     checkpoint = read_checkpoint(path)
     warn_on_version_change(checkpoint, path)
     config = TrainConfig.from_dict(checkpoint["config"])
-    model, _ = build_model(config.arch, config.encoder, len(config.channels), encoder_weights=None,
-                           image_head=config.image_head, decoder_channels=config.decoder_channels,
-                           decoder_attention=config.decoder_attention)
+    model, _ = model_for(config, pretrained=False)
     try:
         model.load_state_dict(checkpoint.pop("state_dict"))
     except RuntimeError as error:

@@ -106,7 +106,7 @@ class TrainConfig:
     scheduler: str = setting("onecycle", "learning-rate schedule, stepped every batch", resume=True,
                              names=lambda: SCHEDULERS)
     loss: str = setting("bce_dice", "training loss", resume=True, names=lambda: LOSSES)
-    dice_weight: float = setting(1.0, "the overlap term's weight (soft Dice, or Tversky) beside the pixel loss, in "
+    dice_weight: float = setting(1.0, "the overlap term's weight (soft Dice, Tversky or Lovasz) beside the pixel loss, in "
                                       "the losses that have both", resume=True)
     image_loss_weight: float = setting(1.0, "the image head's cross-entropy term's weight", resume=True)
     precision: str = setting("auto", "training precision (auto: on a CPU the faster of float32 and bfloat16, measured "

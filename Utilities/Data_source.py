@@ -106,7 +106,8 @@ class DataSource:
 
     def check(self, names: list[str] | None = None, strict: bool = False) -> DataReport:
         """Read every image and its truth once and report every problem by file name. Samples an earlier check
-        of this source found sound are not read again (evaluation checks before every pass over a split).
+        of this source found sound are not read again (evaluation checks before every pass over a split); a file
+        changed since is read when it is used.
 
         Args:
             names: only these samples' files (default: all); unpaired files are errors either way.
@@ -125,7 +126,7 @@ class DataSource:
         if names is not None:
             for name in sorted(set(names) - self._by_name.keys()):
                 report.error(f"{name}: not found among the labelled samples of {self.root}")
-            samples = [self._by_name[n] for n in names if n in self._by_name]
+            samples = [self._by_name[n] for n in dict.fromkeys(names) if n in self._by_name]
         if not samples:
             report.error(f"{self.root}: no labelled samples ({self.format} layout expected)")
         report.images += len(samples)

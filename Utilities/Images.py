@@ -33,23 +33,27 @@ _REDUCED = ((4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2), (1
 
 
 def decode_reduced(path: str | Path, at_least: int) -> np.ndarray:
-    """The image in 8-bit BGR colour at 1/8, 1/4 or 1/2 of its size where its longer side stays at least about
+    """The image in 8-bit BGR colour at 1/8, 1/4 or 1/2 of its size where its longer side stays at least
     ``at_least`` (else whole): a JPEG decodes only what that scale needs, for thumbnails of large images.
     ``ValueError`` as ``decode_image``.
 
     The 1/8 scale is decoded first (for a JPEG, 1/64 of the work); its size
-    then picks the one scale to decode, if 1/8 is too small.
+    then picks the scale to decode, if 1/8 is too small (rarely the next
+    finer one too: it tells the size to within 7 pixels).
     """
     path = Path(path)
     data = np.frombuffer(_checked_bytes(path), np.uint8)
-    smallest = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
-    if smallest is None:
+    image = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
+    if image is not None and max(image.shape[:2]) < at_least:
+        longer = 8 * max(image.shape[:2])  # the whole image's longer side, to within 7 pixels
+        for factor, flag in _REDUCED:
+            if longer // factor >= at_least or factor == 1:
+                image = cv2.imdecode(data, flag)
+                if image is None or max(image.shape[:2]) >= at_least:
+                    break
+    if image is None:
         raise ValueError(f"{path}: not an image OpenCV can decode")
-    longer = 8 * max(smallest.shape[:2])  # the whole image's longer side, rounded up to a multiple of 8
-    if longer // 8 >= at_least:
-        return smallest
-    flag = next(flag for factor, flag in _REDUCED if longer // factor >= at_least or factor == 1)
-    return cv2.imdecode(data, flag)
+    return image
 
 
 def _checked_bytes(path: Path) -> bytes:

@@ -33,7 +33,8 @@ class PixelPlusDiceLoss(torch.nn.Module):
     Args:
         pixel_loss: binary cross-entropy, or focal loss for tiny defects, where
             cross-entropy's easy background pixels drown the few defect pixels.
-        dice: the overlap term (soft Dice by default; Tversky weighs misses and false alarms apart).
+        dice: the overlap term (soft Dice by default; Tversky weighs misses and false alarms apart; Lovasz
+            optimises IoU).
     """
 
     def __init__(self, pixel_loss: torch.nn.Module, dice_weight: float = 1.0, dice: torch.nn.Module | None = None):

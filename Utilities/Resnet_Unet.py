@@ -194,10 +194,12 @@ def set_output_prior(model: torch.nn.Module, prior: float | None) -> torch.nn.Mo
     return model
 
 
-def model_for(config: TrainConfig) -> tuple[torch.nn.Module, str | None]:
+def model_for(config: TrainConfig, pretrained: bool = True) -> tuple[torch.nn.Module, str | None]:
     """``build_model`` for what a config describes: architecture, encoder, channels, weights, seed, output prior,
-    image head, decoder widths and attention."""
-    return build_model(config.arch, config.encoder, len(config.channels), config.encoder_weights, config.seed,
+    image head, decoder widths and attention. ``pretrained=False`` leaves the encoder weights out, for a
+    checkpoint's own to replace."""
+    return build_model(config.arch, config.encoder, len(config.channels),
+                       config.encoder_weights if pretrained else None, config.seed,
                        config.output_prior, config.image_head, config.decoder_channels, config.decoder_attention)
 
 

@@ -21,7 +21,9 @@ class DataError(UserError, ValueError):
 
 @dataclass
 class DataReport:
-    """What a check found, file by file."""
+    """What a check found, file by file. ``annotations`` counts what the format annotates in: files (VOC XML,
+    masks, YOLO label files, labelme JSON, CrackForest ground truths), run-length images (Severstal), or COCO's
+    own annotations (one per object)."""
 
     images: int = 0
     annotations: int = 0

@@ -9,33 +9,39 @@ compared on the folds they finished.
 
 Usage::
 
-    python -m benchmarks.crack_cv_table      # prints the table as Markdown (docs/results.md holds it)
+    python -m benchmarks.crack_cv_table      # prints the table as Markdown
+
+The recipe's rows are those whose recorded settings (``experiments.config_columns``) are the
+recipe's; settings a row does not record (batch size, Dice weight...) cannot be told apart.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
 
 from benchmarks.crack_experiment import CV_RESULTS
+from benchmarks.experiments import config_columns
 from Utilities.Config import TrainConfig
 
-SETTINGS = ("arch", "encoder", "image_size", "full_resolution", "loss", "image_head", "decoder_channels",
-            "decoder_attention")
 UNSET = {"decoder_channels": "default", "decoder_attention": "none"}  # older rows lack these columns
 
 
-def _settings(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows' model and loss settings, as strings, with older rows' missing columns at their defaults."""
-    columns = {name: rows[name] if name in rows else pd.Series(UNSET.get(name), index=rows.index) for name in SETTINGS}
-    return pd.DataFrame({name: values.fillna(UNSET.get(name, "")).astype(str) for name, values in columns.items()})
+def recipe_columns() -> dict:
+    """The crackforest recipe's settings as experiment rows record them."""
+    return config_columns(TrainConfig.from_recipe("crackforest"))
 
 
-def recipe_settings() -> dict[str, str]:
-    """The crackforest recipe's values of ``SETTINGS``, as the rows store them."""
-    recipe = TrainConfig.from_recipe("crackforest")
-    return {name: str(UNSET[name] if getattr(recipe, name) is None else getattr(recipe, name)) for name in SETTINGS}
+def _is_recipe(rows: pd.DataFrame) -> pd.Series:
+    """Whether each row's recorded settings are the recipe's (compared as text, as the CSV gives them back)."""
+    def column(name):
+        values = rows[name] if name in rows else pd.Series(None, index=rows.index, dtype=object)
+        return values.fillna(UNSET.get(name, "")).astype(str)
+
+    recipe = pd.read_csv(io.StringIO(pd.DataFrame([recipe_columns()]).to_csv(index=False))).iloc[0]
+    return pd.concat([column(name) == str(value) for name, value in recipe.items()], axis=1).all(axis=1)
 
 
 def cv_comparison(results: Path = CV_RESULTS) -> pd.DataFrame:
@@ -43,16 +49,14 @@ def cv_comparison(results: Path = CV_RESULTS) -> pd.DataFrame:
     paired difference from the recipe (mean and sd over the folds both finished; empty for the recipe itself)."""
     table = pd.read_csv(results, dtype={"fold": str})
     folds = table[table["fold"] != "mean"].copy()
-    folds["is_recipe"] = (_settings(folds) == pd.Series(recipe_settings())).all(axis=1)
+    folds["is_recipe"] = _is_recipe(folds)
     rows = []
-    for name, runs in folds.groupby("name", sort=False):
-        f1 = runs.set_index("fold")["val_f1"]
-        recipe = folds[folds["is_recipe"] & (folds["epochs"] == runs["epochs"].iloc[0])
-                       & (folds["folds"] == runs["folds"].iloc[0])]
+    for (name, epochs, k), runs in folds.groupby(["name", "epochs", "folds"], sort=False):
+        f1 = runs.drop_duplicates("fold", keep="last").set_index("fold")["val_f1"]  # a fold run again: the last
+        recipe = folds[folds["is_recipe"] & (folds["epochs"] == epochs) & (folds["folds"] == k)]
         recipe_f1 = recipe.drop_duplicates("fold", keep="last").set_index("fold")["val_f1"]
         paired = (f1 - recipe_f1).dropna() if not runs["is_recipe"].all() else pd.Series(dtype=float)
-        rows.append({"candidate": name, "epochs": int(runs["epochs"].iloc[0]),
-                     "folds": f"{len(f1)} of {int(runs['folds'].iloc[0])}",
+        rows.append({"candidate": name, "epochs": int(epochs), "folds": f"{len(f1)} of {int(k)}",
                      "fold F1": " ".join(f"{v:.3f}" for v in f1), "mean F1": f1.mean(), "sd": f1.std(),
                      "paired vs recipe": paired.mean() if len(paired) else None,
                      "paired sd": paired.std() if len(paired) > 1 else None,

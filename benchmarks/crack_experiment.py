@@ -110,6 +110,8 @@ def main() -> None:
     args = parser.parse_args()
     if (args.folds or args.seeds) and (args.evaluate or args.val_only):
         parser.error("--folds and --seeds train their own runs; they take neither --evaluate nor --val-only")
+    if args.seeds and len(set(args.seeds)) < len(args.seeds):
+        parser.error(f"--seeds {','.join(map(str, args.seeds))}: a seed repeated would train the same run twice")
     if args.folds and args.seeds:
         parser.error("--folds chooses on val and --seeds scores test: run them one after the other")
     if args.folds:

@@ -48,11 +48,9 @@ def train_or_reload(evaluate: Path | None, make_config, root: Path) -> tuple[Pat
     return checkpoint, config, history, minutes
 
 
-def describe(name: str | None, config: TrainConfig, history: pd.DataFrame, minutes: float) -> dict:
-    """The columns every experiment row starts with."""
+def config_columns(config: TrainConfig) -> dict:
+    """The settings an experiment row records, as it records them."""
     return {
-        "name": name or config.run_name,
-        "date": datetime.date.today().isoformat(),
         "arch": config.arch,
         "decoder_channels": "-".join(map(str, config.decoder_channels)) if config.decoder_channels else "default",
         "decoder_attention": config.decoder_attention or "none",
@@ -61,13 +59,16 @@ def describe(name: str | None, config: TrainConfig, history: pd.DataFrame, minut
         "lr": config.lr,
         "image_size": config.image_size,
         "full_resolution": config.full_resolution,
-        "epochs": len(history),
         "loss": config.loss,
         "image_head": config.image_head,
         "seed": config.seed,
-        "train_minutes": minutes,
-        "train_img_per_s": history["train_img_per_s"].median(),
     }
+
+
+def describe(name: str | None, config: TrainConfig, history: pd.DataFrame, minutes: float) -> dict:
+    """The columns every experiment row starts with."""
+    return {"name": name or config.run_name, "date": datetime.date.today().isoformat(), **config_columns(config),
+            "epochs": len(history), "train_minutes": minutes, "train_img_per_s": history["train_img_per_s"].median()}
 
 
 def record(row: dict, results: Path) -> None:

@@ -109,30 +109,36 @@ def test_the_default_is_compared_with_the_faster_form_round_by_round():
     assert over_the_faster(per_round, "default", ("float32", "bfloat16")) == 0.99
 
 
-def test_a_seed_list_that_is_not_whole_numbers_is_refused_by_name(monkeypatch, capsys):
+@pytest.mark.parametrize("seeds,message", [("42,one", "--seeds: expected whole numbers separated by commas, not '42,one'"),
+                                           ("42,1,42", "--seeds 42,1,42: a seed repeated")])
+def test_a_seed_list_that_is_not_distinct_whole_numbers_is_refused_by_name(monkeypatch, capsys, seeds, message):
     from benchmarks import crack_experiment
 
-    monkeypatch.setattr("sys.argv", ["crack_experiment", "--seeds", "42,one"])
+    monkeypatch.setattr("sys.argv", ["crack_experiment", "--seeds", seeds])
     with pytest.raises(SystemExit):
         crack_experiment.main()
-    assert "--seeds: expected whole numbers separated by commas, not '42,one'" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_the_cv_table_pairs_each_candidate_with_the_recipe_on_the_folds_both_finished(tmp_path):
-    from benchmarks.crack_cv_table import cv_comparison, recipe_settings
+    from benchmarks.crack_cv_table import cv_comparison, recipe_columns
 
-    recipe = {**recipe_settings(), "epochs": 20, "folds": 3, "train_img_per_s": 2.0}
+    recipe = {**recipe_columns(), "epochs": 20, "folds": 3, "train_img_per_s": 2.0}
     rows = [{**recipe, "name": "recipe", "fold": str(k), "val_f1": f1} for k, f1 in enumerate([0.8, 0.7, 0.9], 1)]
-    rows += [{**recipe, "name": "recipe", "fold": "mean", "val_f1": 0.8}]
+    rows += [{**recipe, "name": "recipe", "fold": "mean", "val_f1": 0.5}]  # a mean row is not a fold
     rows += [{**recipe, "name": "lovasz", "loss": "bce_lovasz", "fold": str(k), "val_f1": f1}
-             for k, f1 in enumerate([0.85, 0.70], 1)]  # stopped after 2 folds
-    rows += [{**recipe, "epochs": 100, "name": "recipe, longer", "fold": "1", "val_f1": 0.95}]  # no 100-epoch recipe
-    pd.DataFrame(rows).drop(columns=["decoder_attention"]).to_csv(tmp_path / "cv.csv", index=False)  # an older file
+             for k, f1 in [(1, 0.60), (1, 0.85), (2, 0.70)]]  # fold 1 run again, then stopped after fold 2
+    rows += [{**recipe, "name": "lower lr", "lr": 3e-4, "fold": "1", "val_f1": 0.9}]  # not the recipe
+    rows += [{**recipe, "epochs": 100, "name": "recipe, longer", "fold": "1", "val_f1": 0.95}]
+    pd.DataFrame(rows).drop(columns=["decoder_attention"]).to_csv(tmp_path / "cv.csv", index=False,
+                                                                   float_format="%.4f")  # as an older file was written
 
     table = cv_comparison(tmp_path / "cv.csv").set_index("candidate")
-    assert list(table.index) == ["recipe", "lovasz", "recipe, longer"]
-    assert table.loc["recipe", "mean F1"] == pytest.approx(0.8) and pd.isna(table.loc["recipe", "paired vs recipe"])
+    assert list(table.index) == ["recipe", "lovasz", "lower lr", "recipe, longer"]
+    assert table.loc["recipe", "folds"] == "3 of 3" and table.loc["recipe", "mean F1"] == pytest.approx(0.8)
+    assert pd.isna(table.loc["recipe", "paired vs recipe"])
     assert table.loc["lovasz", "folds"] == "2 of 3" and table.loc["lovasz", "fold F1"] == "0.850 0.700"
     assert table.loc["lovasz", "paired vs recipe"] == pytest.approx(0.025)
     assert table.loc["lovasz", "paired sd"] == pytest.approx(pd.Series([0.05, 0.0]).std())
-    assert pd.isna(table.loc["recipe, longer", "paired vs recipe"])  # is the recipe itself, at 100 epochs
+    assert table.loc["lower lr", "paired vs recipe"] == pytest.approx(0.1)
+    assert pd.isna(table.loc["recipe, longer", "paired vs recipe"])  # the recipe itself, at 100 epochs

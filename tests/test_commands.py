@@ -93,6 +93,7 @@ def test_five_commands_take_own_folders_to_scored_and_predicted_masks(project):
 
 
 def test_every_training_option_explains_itself_and_lists_its_valid_names(project):
+    from Utilities.Architectures import DECODER_ATTENTIONS
     from Utilities.Config import TrainConfig
     from Utilities.Formats import FORMATS
     from Utilities.Losses import LOSSES
@@ -105,7 +106,8 @@ def test_every_training_option_explains_itself_and_lists_its_valid_names(project
         assert len(helps[name].split()) >= 5, f"--{name} is not explained: {helps[name]!r}"
     listed = {"data_format": FORMATS, "loss": LOSSES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS,
               "recipe": RECIPES, "arch": ("Unet", "FPN", "DeepLabV3Plus"), "monitor": ("mean_dice", "dice_<class>", "loss"),
-              "scores": ("area", "thin"), "encoder": ("tu-tf_efficientnet_lite0",), "precision": ("float32", "bfloat16")}
+              "scores": ("area", "thin"), "encoder": ("tu-tf_efficientnet_lite0",), "precision": ("float32", "bfloat16"),
+              "decoder_attention": DECODER_ATTENTIONS}
     for name, names in listed.items():
         missing = [known for known in names if known not in helps[name]]
         assert not missing, f"--{name}'s help does not list {missing}"

@@ -60,6 +60,8 @@ def test_reduced_decoding_keeps_the_longer_side_at_least_as_asked_in_at_most_two
     monkeypatch.setattr(cv2, "imdecode", lambda data, flag, decode=cv2.imdecode: decodes.append(flag) or decode(data, flag))
     assert decode_reduced(tmp_path / "small.png", 192).shape == (200, 300, 3)  # whole: half would be too small
     assert decodes == [cv2.IMREAD_REDUCED_COLOR_8, cv2.IMREAD_COLOR]  # the 1/8 scale told the size
+    cv2.imwrite(str(tmp_path / "odd.jpg"), gradient[:, :1593])  # 1/8: 200 px, so 1/4 looks enough but gives 399
+    assert decode_reduced(tmp_path / "odd.jpg", 400).shape == (600, 797, 3)  # 1/2
     (tmp_path / "cut.jpg").write_bytes((tmp_path / "large.jpg").read_bytes()[:5000])
     with pytest.raises(ValueError, match="cut.jpg: truncated JPEG"):
         decode_reduced(tmp_path / "cut.jpg", 192)

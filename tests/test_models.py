@@ -78,7 +78,8 @@ def test_decoder_attention_adds_scse_to_every_unet_decoder_block_and_is_checked(
     plain, _ = build_model("Unet", "tu-tf_efficientnet_lite0", classes=1)
     attended, _ = build_model("Unet", "tu-tf_efficientnet_lite0", classes=1, decoder_attention="scse")
     assert not any(isinstance(m, SCSEModule) for m in plain.modules())
-    assert sum(isinstance(m, SCSEModule) for m in attended.decoder.modules()) >= len(attended.decoder.blocks)
+    assert all(isinstance(block.attention1.attention, SCSEModule) and isinstance(block.attention2.attention, SCSEModule)
+               for block in attended.decoder.blocks)
     assert attended(torch.randn(1, 3, 64, 96)).shape == (1, 1, 64, 96)
     with pytest.raises(UnknownName, match="decoder attention.*scse"):
         build_model("Unet", "resnet34", classes=1, decoder_attention="cbam")
