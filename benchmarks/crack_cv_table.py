@@ -17,7 +17,6 @@ recipe's; settings a row does not record (batch size, Dice weight...) cannot be 
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -40,8 +39,7 @@ def _is_recipe(rows: pd.DataFrame) -> pd.Series:
         values = rows[name] if name in rows else pd.Series(None, index=rows.index, dtype=object)
         return values.fillna(UNSET.get(name, "")).astype(str)
 
-    recipe = pd.read_csv(io.StringIO(pd.DataFrame([recipe_columns()]).to_csv(index=False))).iloc[0]
-    return pd.concat([column(name) == str(value) for name, value in recipe.items()], axis=1).all(axis=1)
+    return pd.concat([column(name) == str(value) for name, value in recipe_columns().items()], axis=1).all(axis=1)
 
 
 def cv_comparison(results: Path = CV_RESULTS) -> pd.DataFrame:
