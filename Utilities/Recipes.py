@@ -22,7 +22,7 @@ class Recipe(NamedTuple):
 _MULTICLASS_SMALL = dict(arch="FPN", encoder="tu-tf_efficientnet_lite2", image_size=128, epochs=30, monitor="dice")
 _SMALL_AREA_LARGE = dict(binary=True, full_resolution=True, defect_fraction=0.5, output_prior=0.01, image_head=True,
                          monitor="mean_dice", arch="Unet", encoder="tu-tf_efficientnet_lite0", image_size=256, epochs=24)
-_THIN = dict(full_resolution=True, monitor="mean_dice", scores="thin", arch="Unet",
+_THIN = dict(full_resolution=True, monitor="mean_dice", scores="thin", arch="Unet", decoder_attention="scse",
              encoder="tu-tf_efficientnet_lite2", image_size=256, epochs=100)
 
 RECIPES: dict[str, Recipe] = {
@@ -36,7 +36,7 @@ RECIPES: dict[str, Recipe] = {
         dict(data_format="folders", run_name="unet_lite0_head", **_SMALL_AREA_LARGE)),
     "thin_structures": Recipe(
         "cracks, scratches and other lines a few pixels wide (one class): 256 px crops at full "
-        "resolution, U-Net/EfficientNet-Lite2, 100 epochs; crack scores within 2 px",
+        "resolution, U-Net/EfficientNet-Lite2 with scSE decoder attention, 100 epochs; crack scores within 2 px",
         dict(data_format="folders", run_name="unet_lite2_thin", **_THIN)),
     "neu_det": Recipe(
         "NEU-DET steel strips (make data): 6 classes from VOC boxes, the defaults of TrainConfig",
