@@ -11,7 +11,7 @@ Usage::
 
     python -m benchmarks.crack_cv_table      # prints the table as Markdown
 
-The recipe's rows are those whose recorded settings (``experiments.config_columns``) are the
+The recipe's rows are those whose recorded settings (``experiments.has_settings``) are the
 recipe's; settings a row does not record (batch size, Dice weight...) cannot be told apart.
 """
 
@@ -22,24 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.crack_experiment import CV_RESULTS
-from benchmarks.experiments import config_columns
+from benchmarks.experiments import has_settings
 from Utilities.Config import TrainConfig
-
-UNSET = {"decoder_channels": "default", "decoder_attention": "none"}  # older rows lack these columns
-
-
-def recipe_columns() -> dict:
-    """The crackforest recipe's settings as experiment rows record them."""
-    return config_columns(TrainConfig.from_recipe("crackforest"))
-
-
-def _is_recipe(rows: pd.DataFrame) -> pd.Series:
-    """Whether each row's recorded settings are the recipe's (compared as text, as the CSV gives them back)."""
-    def column(name):
-        values = rows[name] if name in rows else pd.Series(None, index=rows.index, dtype=object)
-        return values.fillna(UNSET.get(name, "")).astype(str)
-
-    return pd.concat([column(name) == str(value) for name, value in recipe_columns().items()], axis=1).all(axis=1)
 
 
 def cv_comparison(results: Path = CV_RESULTS) -> pd.DataFrame:
@@ -47,7 +31,7 @@ def cv_comparison(results: Path = CV_RESULTS) -> pd.DataFrame:
     paired difference from the recipe (mean and sd over the folds both finished; empty for the recipe itself)."""
     table = pd.read_csv(results, dtype={"fold": str})
     folds = table[table["fold"] != "mean"].copy()
-    folds["is_recipe"] = _is_recipe(folds)
+    folds["is_recipe"] = has_settings(folds, TrainConfig.from_recipe("crackforest"))
     rows = []
     for (name, epochs, k), runs in folds.groupby(["name", "epochs", "folds"], sort=False):
         f1 = runs.drop_duplicates("fold", keep="last").set_index("fold")["val_f1"]  # a fold run again: the last

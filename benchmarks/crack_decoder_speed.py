@@ -5,7 +5,8 @@ At full resolution most of a U-Net's step goes to its last decoder stages
 a batch of the recipe's crops the project's way (the measured precision,
 its loss), the sets taking turns in interleaved rounds
 (``default_model.interleaved_rates``), so the ratios hold on one machine at
-one moment. What the widths cost in F1 is measured by cross-validation
+one moment. Without the recipe's scSE decoder attention, which needs widths
+of at least 16, so the widths alone are compared. What the widths cost in F1 is measured by cross-validation
 (``python -m benchmarks.crack_experiment --folds 5 --decoder-channels ...``).
 
 Usage::
@@ -31,7 +32,8 @@ WIDTHS = {"recipe (smp's 256-128-64-32-16)": None, "128-64-32-16-8": (128, 64, 3
 def decoder_rows(config: TrainConfig | None = None, calls_per_round: int = 2) -> pd.DataFrame:
     """Median img/s of each decoder width set's training step, and its ratio to the recipe's own."""
     config = config or TrainConfig.from_recipe("crackforest", encoder_weights=None)
-    steps = {name: model_training_step(replace(config, decoder_channels=widths), "auto") for name, widths in WIDTHS.items()}
+    steps = {name: model_training_step(replace(config, decoder_channels=widths, decoder_attention=None), "auto")
+             for name, widths in WIDTHS.items()}
     rates = medians(interleaved_rates(steps, BATCH, calls_per_round))
     recipe = rates[next(iter(WIDTHS))]
     return pd.DataFrame([{"decoder": name, "img/s": rate, "against the recipe": rate / recipe}

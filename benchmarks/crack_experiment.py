@@ -15,7 +15,11 @@ and scored on its fold, a row per fold and their mean in
 fold's score is slightly optimistic (its best epoch and its setup are chosen
 on the same photos), alike for every candidate, so it ranks them. With
 ``--seeds``, the final test of the configuration CV chose: a run per seed and
-their mean and standard deviation, in ``crack_experiments.csv``.
+their mean and standard deviation, in ``crack_experiments.csv``. A fold or seed
+already recorded there under the same ``--name``, settings and epochs is taken
+from the file, not trained again: a CV or final test can be finished over
+several sessions (``--evaluate CHECKPOINT --name ...`` records a run trained
+elsewhere, notebook 06's for instance).
 
 Usage::
 
@@ -33,7 +37,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.experiments import describe, experiment_config, experiment_parser, record, train, train_or_reload, tune
+from benchmarks.experiments import (describe, experiment_config, experiment_parser, record, recorded_or_run, train,
+                                    train_or_reload, tune)
 from Utilities.Cli import whole_numbers
 from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import source_of, split_table
@@ -61,31 +66,36 @@ def score_checkpoint(checkpoint: Path, config, val_only: bool = False) -> dict:
 
 
 def cross_validate(base: TrainConfig, folds: int, name: str | None, results: Path = CV_RESULTS) -> pd.DataFrame:
-    """Train, tune and score ``base`` on each fold of its split's train and val photos; the fold rows and their
-    mean (``fold`` = ``mean``, with ``sd_*``), appended to ``results``."""
+    """Train, tune and score ``base`` on each fold of its split's train and val photos (folds already in
+    ``results`` under ``name`` are taken from there); the fold rows and their mean (``fold`` = ``mean``, with
+    ``sd_*``), appended to ``results``."""
     rows = []
     for k, fold in enumerate(cross_validation_splits(split_table(base), folds, seed=base.seed), 1):
         split_file = base.models_dir / "cv" / f"{Path(base.split_file).stem}_fold{k}of{folds}.csv"
         split_file.parent.mkdir(parents=True, exist_ok=True)
         fold.to_csv(split_file, index=False)
         config = replace(base, split_file=str(split_file), run_name=f"{base.run_name}_fold{k}of{folds}")
-        checkpoint, history, minutes = train(config)
-        rows.append({**describe(name, config, history, minutes), "fold": str(k), "folds": folds,
-                     **score_checkpoint(checkpoint, config, val_only=True)})
-        record(rows[-1], results)
+        rows.append(recorded_or_run(results, name or config.run_name, config,
+                                    lambda c: {**_trained_row(name, c, val_only=True), "fold": str(k), "folds": folds},
+                                    fold=k, folds=folds))
     return _with_mean(rows, "fold", name or base.run_name, results)
 
 
 def score_seeds(base: TrainConfig, seeds: tuple[int, ...], name: str | None, results: Path = RESULTS) -> pd.DataFrame:
     """The final comparison: ``base`` trained once per seed on its split's train photos, its setup chosen on val
-    and test scored once; the seed rows and their mean (``seed`` = ``mean``, with ``sd_*``), appended to ``results``."""
+    and test scored once (seeds already in ``results`` under ``name`` are taken from there); the seed rows and
+    their mean (``seed`` = ``mean``, with ``sd_*``), appended to ``results``."""
     rows = []
     for seed in seeds:
         config = replace(base, seed=seed, run_name=f"{base.run_name.removesuffix(f'_s{base.seed}')}_s{seed}")
-        checkpoint, history, minutes = train(config)
-        rows.append({**describe(name, config, history, minutes), **score_checkpoint(checkpoint, config)})
-        record(rows[-1], results)
+        rows.append(recorded_or_run(results, name or config.run_name, config, lambda c: _trained_row(name, c)))
     return _with_mean(rows, "seed", name or base.run_name, results)
+
+
+def _trained_row(name: str | None, config: TrainConfig, val_only: bool = False) -> dict:
+    """Train ``config`` (continuing from its ``_last.pth``), tune it on val and score it: its row."""
+    checkpoint, history, minutes = train(config)
+    return {**describe(name, config, history, minutes), **score_checkpoint(checkpoint, config, val_only)}
 
 
 def _with_mean(rows: list[dict], key: str, name: str, results: Path) -> pd.DataFrame:

@@ -65,6 +65,40 @@ def config_columns(config: TrainConfig) -> dict:
     }
 
 
+UNRECORDED = {"decoder_channels": "default", "decoder_attention": "none"}  # rows written before these columns
+
+
+def has_settings(rows: pd.DataFrame, config: TrainConfig) -> pd.Series:
+    """Whether each row, as a results CSV gives it back, records ``config``'s settings (``config_columns``)."""
+    def matches(name, value):
+        values = rows[name] if name in rows else pd.Series(None, index=rows.index, dtype=object)
+        if value is None:
+            return values.isna()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return pd.to_numeric(values, errors="coerce") == value
+        return values.fillna(UNRECORDED.get(name, "")).astype(str) == str(value)
+
+    return pd.concat([matches(name, value) for name, value in config_columns(config).items()], axis=1).all(axis=1)
+
+
+def recorded_or_run(results: Path, name: str, config: TrainConfig, run, **keys) -> dict:
+    """The row of ``results`` already recorded under ``name`` for ``config``'s settings and schedule and ``keys``
+    (a fold), else ``run(config)``'s row, recorded: a seed or fold scored in an earlier session, whose checkpoints
+    are gone, is not trained again."""
+    if results.exists():
+        table = pd.read_csv(results, dtype={key: str for key in keys})
+        found = table[(table["name"] == name) & (table["epochs"] == config.epochs) & has_settings(table, config)]
+        for key, value in keys.items():
+            found = found[found[key] == str(value)]
+        if len(found):
+            run_of = ", ".join([f"seed {config.seed}", *(f"{key} {value}" for key, value in keys.items())])
+            print(f"{name} ({run_of}): recorded on {found['date'].iloc[-1]}, not trained again")
+            return found.iloc[-1].dropna().to_dict()
+    row = run(config)
+    record(row, results)
+    return row
+
+
 def describe(name: str | None, config: TrainConfig, history: pd.DataFrame, minutes: float) -> dict:
     """The columns every experiment row starts with."""
     return {"name": name or config.run_name, "date": datetime.date.today().isoformat(), **config_columns(config),

@@ -1,6 +1,7 @@
 """The arithmetic of the benchmark's rows (the timings themselves are measured by `make bench`, not tested)."""
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -56,6 +57,13 @@ def test_crack_cross_validation_trains_a_run_per_fold_and_never_predicts_test(tm
     assert sorted(n for fold in scored for n in fold) == sorted(names[1:])  # every train photo scored once, test never
     assert len(pd.read_csv(tmp_path / "cv.csv")) == 3
 
+    monkeypatch.setattr(crack_experiment, "train", _no_training)  # run again: the recorded folds are taken
+    again = crack_experiment.cross_validate(base, 2, "tiny", tmp_path / "cv.csv")
+    assert list(again["val_f1"]) == pytest.approx(list(table["val_f1"]), abs=1e-4)  # as the CSV holds them
+    assert list(pd.read_csv(tmp_path / "cv.csv", dtype={"fold": str})["fold"]) == ["1", "2", "mean", "mean"]
+    with pytest.raises(AssertionError, match="trained"):  # another schedule is another run
+        crack_experiment.cross_validate(replace(base, epochs=2), 2, "tiny", tmp_path / "cv.csv")
+
 
 def test_the_final_test_trains_a_run_per_seed_and_reports_their_mean_and_spread(tmp_path, monkeypatch):
     from test_formats import make_crackforest
@@ -82,6 +90,12 @@ def test_the_final_test_trains_a_run_per_seed_and_reports_their_mean_and_spread(
     assert mean["sd_test_f1"] == pytest.approx(table["test_f1"][:2].std())
     assert len(pd.read_csv(tmp_path / "test.csv")) == 3
 
+    monkeypatch.setattr(crack_experiment, "train", _no_training)  # a later session: seeds 1 and 2 are recorded
+    again = crack_experiment.score_seeds(base, [2, 1], "tiny", tmp_path / "test.csv")
+    assert list(again["test_f1"][:2]) == pytest.approx(list(table["test_f1"][1::-1]), abs=1e-4)
+    with pytest.raises(AssertionError, match="trained"):
+        crack_experiment.score_seeds(base, [1, 3], "tiny", tmp_path / "test.csv")
+
 
 def test_decoder_speed_rows_time_each_width_set_against_the_recipe():
     from benchmarks.crack_decoder_speed import WIDTHS, decoder_rows
@@ -92,6 +106,10 @@ def test_decoder_speed_rows_time_each_width_set_against_the_recipe():
     assert list(rows["decoder"]) == list(WIDTHS) and (rows["img/s"] > 0).all()
     assert rows["against the recipe"].iloc[0] == 1.0
     assert rows["against the recipe"].iloc[1] == pytest.approx(rows["img/s"].iloc[1] / rows["img/s"].iloc[0])
+
+
+def _no_training(config):
+    raise AssertionError(f"{config.run_name} trained again")
 
 
 def _scored(scored, predictor, source, names):
@@ -121,16 +139,18 @@ def test_a_seed_list_that_is_not_distinct_whole_numbers_is_refused_by_name(monke
 
 
 def test_the_cv_table_pairs_each_candidate_with_the_recipe_on_the_folds_both_finished(tmp_path):
-    from benchmarks.crack_cv_table import cv_comparison, recipe_columns
+    from benchmarks.crack_cv_table import cv_comparison
+    from benchmarks.experiments import config_columns
+    from Utilities.Config import TrainConfig
 
-    recipe = {**recipe_columns(), "epochs": 20, "folds": 3, "train_img_per_s": 2.0}
+    recipe = {**config_columns(TrainConfig.from_recipe("crackforest")), "epochs": 20, "folds": 3, "train_img_per_s": 2.0}
     rows = [{**recipe, "name": "recipe", "fold": str(k), "val_f1": f1} for k, f1 in enumerate([0.8, 0.7, 0.9], 1)]
     rows += [{**recipe, "name": "recipe", "fold": "mean", "val_f1": 0.5}]  # a mean row is not a fold
     rows += [{**recipe, "name": "lovasz", "loss": "bce_lovasz", "fold": str(k), "val_f1": f1}
              for k, f1 in [(1, 0.60), (1, 0.85), (2, 0.70)]]  # fold 1 run again, then stopped after fold 2
     rows += [{**recipe, "name": "lower lr", "lr": 3e-4, "fold": "1", "val_f1": 0.9}]  # not the recipe
     rows += [{**recipe, "epochs": 100, "name": "recipe, longer", "fold": "1", "val_f1": 0.95}]
-    pd.DataFrame(rows).drop(columns=["decoder_attention"]).to_csv(tmp_path / "cv.csv", index=False,
+    pd.DataFrame(rows).drop(columns=["decoder_channels"]).to_csv(tmp_path / "cv.csv", index=False,
                                                                    float_format="%.4f")  # as an older file was written
 
     table = cv_comparison(tmp_path / "cv.csv").set_index("candidate")
