@@ -78,11 +78,13 @@ def check_decoder_attention(arch: str, attention: str, channels: tuple[int, ...]
     """``attention`` if it is a known attention, ``arch`` takes one and the decoder ``channels`` are wide enough to
     squeeze; else ``UnknownName`` or ``ConfigError``."""
     check_name("decoder attention", attention, DECODER_ATTENTIONS)
+    turn_off = "; --decoder-attention none turns it off (the thin_structures and crackforest recipes set it)"
     if arch not in decoder_attention_architectures():
-        raise ConfigError(f"decoder_attention applies to {', '.join(decoder_attention_architectures())}, not {arch}")
+        raise ConfigError(f"decoder_attention applies to {', '.join(decoder_attention_architectures())}, not {arch}"
+                          f"{turn_off}")
     if channels is not None and min(channels) < SCSE_REDUCTION:
         raise ConfigError(f"decoder_attention {attention} needs decoder widths of at least {SCSE_REDUCTION}, "
-                          f"not {list(channels)}")
+                          f"not {list(channels)}{turn_off}")
     return attention
 
 

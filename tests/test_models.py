@@ -83,7 +83,7 @@ def test_decoder_attention_adds_scse_to_every_unet_decoder_block_and_is_checked(
     assert attended(torch.randn(1, 3, 64, 96)).shape == (1, 1, 64, 96)
     with pytest.raises(UnknownName, match="decoder attention.*scse"):
         build_model("Unet", "resnet34", classes=1, decoder_attention="cbam")
-    with pytest.raises(ConfigError, match="decoder_attention applies to .*Unet.*not FPN"):
+    with pytest.raises(ConfigError, match="decoder_attention applies to .*Unet.*not FPN; --decoder-attention none turns it off"):
         TrainConfig(arch="FPN", decoder_attention="scse")
     with pytest.raises(ConfigError, match="widths of at least 16"):  # squeezed to no channel at all
         TrainConfig(arch="Unet", decoder_attention="scse", decoder_channels=(64, 32, 16, 8, 8))
