@@ -70,15 +70,18 @@ UNRECORDED = {"decoder_channels": "default", "decoder_attention": "none"}  # row
 
 def has_settings(rows: pd.DataFrame, config: TrainConfig) -> pd.Series:
     """Whether each row, as a results CSV gives it back, records ``config``'s settings (``config_columns``)."""
-    def matches(name, value):
-        values = rows[name] if name in rows else pd.Series(None, index=rows.index, dtype=object)
-        if value is None:
-            return values.isna()
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return pd.to_numeric(values, errors="coerce") == value
-        return values.fillna(UNRECORDED.get(name, "")).astype(str) == str(value)
+    return pd.concat([_equal(rows, name, value) for name, value in config_columns(config).items()], axis=1).all(axis=1)
 
-    return pd.concat([matches(name, value) for name, value in config_columns(config).items()], axis=1).all(axis=1)
+
+def _equal(rows: pd.DataFrame, column: str, value) -> pd.Series:
+    """Whether each row's ``column`` holds ``value``: numbers as numbers (a CSV may write 5 as 5.0000), a missing
+    column or value as ``None`` or as what rows written before the column meant (``UNRECORDED``)."""
+    values = rows[column] if column in rows else pd.Series(None, index=rows.index, dtype=object)
+    if value is None:
+        return values.isna()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return pd.to_numeric(values, errors="coerce") == value
+    return values.fillna(UNRECORDED.get(column, "")).astype(str) == str(value)
 
 
 def recorded_or_run(results: Path, name: str, config: TrainConfig, run, **keys) -> dict:
@@ -87,9 +90,9 @@ def recorded_or_run(results: Path, name: str, config: TrainConfig, run, **keys) 
     are gone, is not trained again."""
     if results.exists():
         table = pd.read_csv(results, dtype={key: str for key in keys})
-        found = table[(table["name"] == name) & (table["epochs"] == config.epochs) & has_settings(table, config)]
-        for key, value in keys.items():
-            found = found[found[key] == str(value)]
+        wanted = [table["name"] == name, _equal(table, "epochs", config.epochs), has_settings(table, config),
+                  *(_equal(table, key, value) for key, value in keys.items())]
+        found = table[pd.concat(wanted, axis=1).all(axis=1)]
         if len(found):
             run_of = ", ".join([f"seed {config.seed}", *(f"{key} {value}" for key, value in keys.items())])
             print(f"{name} ({run_of}): recorded on {found['date'].iloc[-1]}, not trained again")
