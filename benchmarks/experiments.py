@@ -109,10 +109,13 @@ def describe(name: str | None, config: TrainConfig, history: pd.DataFrame, minut
 
 
 def record(row: dict, results: Path) -> None:
-    """Append ``row`` to the CSV ``results`` and print it."""
+    """Append ``row`` to the CSV ``results`` and print it. Measurements are kept to 4 decimals, settings exactly:
+    a learning rate of 1e-5 written as 0.0000 would match no later run's."""
     results.parent.mkdir(parents=True, exist_ok=True)
     table = pd.concat([pd.read_csv(results), pd.DataFrame([row])]) if results.exists() else pd.DataFrame([row])
-    table.to_csv(results, index=False, float_format="%.4f")
+    settings = config_columns(TrainConfig())
+    measured = [c for c in table.select_dtypes("float").columns if c not in settings]
+    table.round(dict.fromkeys(measured, 4)).to_csv(results, index=False)
     print(pd.Series(row).to_string())
 
 

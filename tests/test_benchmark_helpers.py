@@ -97,6 +97,18 @@ def test_the_final_test_trains_a_run_per_seed_and_reports_their_mean_and_spread(
         crack_experiment.score_seeds(base, [1, 3], "tiny", tmp_path / "test.csv")
 
 
+def test_a_recorded_row_keeps_its_settings_exactly_and_its_measurements_to_four_decimals(tmp_path):
+    from benchmarks.experiments import config_columns, has_settings, record
+    from Utilities.Config import TrainConfig
+
+    config = TrainConfig(lr=1e-5)
+    record({**config_columns(config), "name": "small lr", "val_f1": 0.812345678}, tmp_path / "rows.csv")
+    record({**config_columns(TrainConfig(lr=2e-5)), "name": "other lr", "val_f1": 0.5}, tmp_path / "rows.csv")
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    assert list(has_settings(rows, config)) == [True, False]
+    assert rows["val_f1"][0] == 0.8123
+
+
 def test_decoder_speed_rows_time_each_width_set_against_the_recipe():
     from benchmarks.crack_decoder_speed import WIDTHS, decoder_rows
     from Utilities.Config import TrainConfig
