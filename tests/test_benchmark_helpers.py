@@ -97,6 +97,45 @@ def test_the_final_test_trains_a_run_per_seed_and_reports_their_mean_and_spread(
         crack_experiment.score_seeds(base, [1, 3], "tiny", tmp_path / "test.csv")
 
 
+def test_a_refitted_final_test_trains_on_val_too_and_predicts_with_the_setup_cv_chose(tmp_path, monkeypatch):
+    from test_formats import make_crackforest
+
+    from benchmarks import crack_experiment
+    from Utilities.Checkpoint import read_checkpoint
+    from Utilities.Config import TrainConfig
+    from Utilities.Errors import UserError
+    from Utilities.Formats import open_source
+
+    make_crackforest(tmp_path / "data")
+    names = [s.name for s in open_source("crackforest", tmp_path / "data").samples()]
+    (tmp_path / "splits").mkdir()
+    pd.DataFrame({"image": names, "class": "crack", "split": ["test", "val"] + ["train"] * (len(names) - 2)}).to_csv(
+        tmp_path / "splits" / "data.csv", index=False)
+    cv = tmp_path / "cv.csv"
+    pd.DataFrame({"name": ["cv"] * 4 + ["other"], "fold": ["1", "2", "3", "mean", "1"],
+                  "flip_tta": [True, True, False, None, False], "threshold": [0.3, 0.5, 0.4, None, 0.9]}).to_csv(cv)
+    setup = crack_experiment.cv_setup("cv", cv)
+    assert setup.flip_tta and setup.postprocessing.threshold == (0.4,)  # most folds' flips, the median threshold
+    with pytest.raises(UserError, match="no folds recorded under the name 'unknown'"):
+        crack_experiment.cv_setup("unknown", cv)
+
+    scored = []
+    monkeypatch.setattr(crack_experiment, "score_split", lambda p, s, n: _scored(scored, p, s, n))
+    base = TrainConfig.from_recipe("crackforest", root=tmp_path, data_root="data", image_size=32, batch_size=2,
+                                   epochs=1, encoder="tu-tf_efficientnet_lite0", encoder_weights=None, run_name="final_s42")
+    table = crack_experiment.score_seeds(base, [1], "tiny", tmp_path / "test.csv", refit=setup)
+    assert scored == [[names[0]]]  # test once; val, trained on, is never scored
+    refit_split = pd.read_csv(tmp_path / "Models" / "refit" / "data_train+val.csv")
+    assert sorted(refit_split.loc[refit_split["split"] == "train", "image"]) == sorted(names[1:])
+    final = read_checkpoint(tmp_path / "Models" / "final_s1_refit_final.pth")
+    assert final["inference_setup"]["flip_tta"] and final["inference_setup"]["postprocessing"]["threshold"] == [0.4]
+    assert list(table["trained_on"][:1]) == ["train+val"] and table["threshold"][0] == 0.4
+
+    monkeypatch.setattr(crack_experiment, "train", _no_training)  # recorded: not trained again
+    again = crack_experiment.score_seeds(base, [1], "tiny", tmp_path / "test.csv", refit=setup)
+    assert again["test_f1"][0] == pytest.approx(table["test_f1"][0], abs=1e-4)
+
+
 def test_a_recorded_row_keeps_its_settings_exactly_and_its_measurements_to_four_decimals(tmp_path):
     from benchmarks.experiments import config_columns, has_settings, record
     from Utilities.Config import TrainConfig
