@@ -133,6 +133,7 @@ class _Run:
     scaler: torch.amp.GradScaler
     device: torch.device
     dtype: torch.dtype | None
+    precision: str  # what it trains in: "float32", "bfloat16" or "float16", kept in its checkpoints as trained_in
     history: list[dict] = field(default_factory=list)
 
 
@@ -201,7 +202,7 @@ def _start(model, config: TrainConfig, batches_per_epoch: int, device, resume) -
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
     scheduler = make_scheduler(config.scheduler, optimizer, config.lr, config.epochs * batches_per_epoch)
     run = _Run(model, make_loss(config.loss, config.dice_weight, config.image_loss_weight), optimizer, scheduler,
-               torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), device, dtype)
+               torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), device, dtype, precision.precision)
     if state is not None:
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
@@ -238,20 +239,19 @@ def _keep(run: _Run, config: TrainConfig, encoder_weights_used, row: dict) -> No
     sign = -1 if config.monitor == VALIDATION_LOSS else 1
     if sign * row[monitor] > max((sign * score for score in earlier), default=-math.inf):  # NaN (AP without defects) never is
         save_checkpoint(models / f"{config.run_name}_best.pth", run.model, config, row, encoder_weights_used,
-                        epoch=row["epoch"])
-    _save_last(models / f"{config.run_name}_last.pth", run.model, run.optimizer, run.scheduler, run.scaler, config,
-               run.history, encoder_weights_used)
+                        epoch=row["epoch"], trained_in=run.precision)
+    _save_last(models / f"{config.run_name}_last.pth", run, config, encoder_weights_used)
     pd.DataFrame(run.history).to_csv(models / f"{config.run_name}_history.csv", index=False)
     tqdm.write(f"epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
                f"val_dice {row['val_dice']:.4f}  val_iou {row['val_iou']:.4f}  {row['seconds']:.0f}s")
 
 
-def _save_last(path, model, optimizer, scheduler, scaler, config, history, encoder_weights_used) -> None:
-    metrics = history[-1] if history else {}
+def _save_last(path, run: _Run, config, encoder_weights_used) -> None:
     save_checkpoint(
-        path, model, config, metrics, encoder_weights_used,
-        optimizer=optimizer.state_dict(),
-        scheduler=scheduler.state_dict(),
-        scaler=scaler.state_dict(),
-        history=[{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in history],
+        path, run.model, config, run.history[-1] if run.history else {}, encoder_weights_used,
+        optimizer=run.optimizer.state_dict(),
+        scheduler=run.scheduler.state_dict(),
+        scaler=run.scaler.state_dict(),
+        history=[{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in run.history],
+        trained_in=run.precision,
     )

@@ -43,10 +43,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.experiments import (describe, experiment_config, experiment_parser, record, recorded_or_run, train,
-                                    train_or_reload, tune)
-from Utilities.Cli import whole_numbers
+from benchmarks.experiments import (
+    describe,
+    experiment_config,
+    experiment_parser,
+    record,
+    recorded_or_run,
+    train,
+    train_or_reload,
+    tune,
+)
 from Utilities.Checkpoint import store_inference_setup
+from Utilities.Cli import whole_numbers
 from Utilities.Config import TrainConfig
 from Utilities.Data_Retriever_Seg import source_of, split_table
 from Utilities.Errors import UserError
@@ -86,7 +94,7 @@ def cross_validate(base: TrainConfig, folds: int, name: str | None, results: Pat
         fold.to_csv(split_file, index=False)
         config = replace(base, split_file=str(split_file), run_name=f"{base.run_name}_fold{k}of{folds}")
         rows.append(recorded_or_run(results, name or config.run_name, config,
-                                    lambda c: {**_trained_row(name, c, val_only=True), "fold": str(k), "folds": folds},
+                                    lambda c, k=k: {**_trained_row(name, c, val_only=True), "fold": str(k), "folds": folds},
                                     fold=k, folds=folds))
     return _with_mean(rows, "fold", name or base.run_name, results)
 
@@ -146,14 +154,14 @@ def _refitted_row(name: str | None, config: TrainConfig, setup: InferenceSetup) 
     shutil.copyfile(config.models_dir / f"{config.run_name}_last.pth", final)
     store_inference_setup(final, setup)
     test = score_split(Predictor(final), source_of(config), split_names(config, "test"))[0].iloc[0]
-    return {**describe(name, config, history, minutes), "trained_on": REFIT, "flip_tta": setup.flip_tta,
+    return {**describe(name, config, history, minutes, final), "trained_on": REFIT, "flip_tta": setup.flip_tta,
             "threshold": setup.postprocessing.threshold[0], **{f"test_{c}": float(test[c]) for c in COLUMNS}}
 
 
 def _trained_row(name: str | None, config: TrainConfig, val_only: bool = False) -> dict:
     """Train ``config`` (continuing from its ``_last.pth``), tune it on val and score it: its row."""
     checkpoint, history, minutes = train(config)
-    return {**describe(name, config, history, minutes), **score_checkpoint(checkpoint, config, val_only)}
+    return {**describe(name, config, history, minutes, checkpoint), **score_checkpoint(checkpoint, config, val_only)}
 
 
 def _with_mean(rows: list[dict], key: str, name: str, results: Path) -> pd.DataFrame:
@@ -199,7 +207,7 @@ def main() -> None:
         score_seeds(experiment_config(args), args.seeds, args.name, refit=refit)
         return
     checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: experiment_config(args), ROOT)
-    record({**describe(args.name, config, history, minutes), **score_checkpoint(checkpoint, config, args.val_only)},
+    record({**describe(args.name, config, history, minutes, checkpoint), **score_checkpoint(checkpoint, config, args.val_only)},
            RESULTS)
 
 

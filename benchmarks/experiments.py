@@ -102,10 +102,12 @@ def recorded_or_run(results: Path, name: str, config: TrainConfig, run, **keys) 
     return row
 
 
-def describe(name: str | None, config: TrainConfig, history: pd.DataFrame, minutes: float) -> dict:
-    """The columns every experiment row starts with."""
+def describe(name: str | None, config: TrainConfig, history: pd.DataFrame, minutes: float, checkpoint: Path) -> dict:
+    """The columns every experiment row starts with; ``trained_in`` is the precision the Trainer kept in
+    ``checkpoint`` (empty for one written before it did), since minutes depend on it."""
     return {"name": name or config.run_name, "date": datetime.date.today().isoformat(), **config_columns(config),
-            "epochs": len(history), "train_minutes": minutes, "train_img_per_s": history["train_img_per_s"].median()}
+            "epochs": len(history), "train_minutes": minutes, "train_img_per_s": history["train_img_per_s"].median(),
+            "trained_in": read_checkpoint(checkpoint).get("trained_in", "")}
 
 
 def record(row: dict, results: Path) -> None:

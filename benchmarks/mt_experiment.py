@@ -45,8 +45,8 @@ def score_checkpoint(checkpoint: Path, config, val_only: bool = False) -> dict[s
 def main() -> None:
     args = experiment_parser(__doc__.split("\n\n")[0], "magnetic_tile", ROOT).parse_args()
     checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: experiment_config(args), ROOT)
-    record({**describe(args.name, config, history, minutes), **score_checkpoint(checkpoint, config, args.val_only)},
-           RESULTS)
+    record({**describe(args.name, config, history, minutes, checkpoint),
+            **score_checkpoint(checkpoint, config, args.val_only)}, RESULTS)
 
 
 if __name__ == "__main__":

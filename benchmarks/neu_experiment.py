@@ -55,7 +55,7 @@ def main() -> None:
     args = experiment_parser(__doc__.split("\n\n")[0], "neu_det", ROOT).parse_args()
     checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: experiment_config(args), ROOT)
     row = {
-        **describe(args.name, config, history, minutes),
+        **describe(args.name, config, history, minutes, checkpoint),
         "best_val_dice": history["val_dice"].max(),
         **score_checkpoint(checkpoint, config, args.val_only),
     }

@@ -122,7 +122,8 @@ def test_a_refitted_final_test_trains_on_val_too_and_predicts_with_the_setup_cv_
     scored = []
     monkeypatch.setattr(crack_experiment, "score_split", lambda p, s, n: _scored(scored, p, s, n))
     base = TrainConfig.from_recipe("crackforest", root=tmp_path, data_root="data", image_size=32, batch_size=2,
-                                   epochs=1, encoder="tu-tf_efficientnet_lite0", encoder_weights=None, run_name="final_s42")
+                                   epochs=1, encoder="tu-tf_efficientnet_lite0", encoder_weights=None, run_name="final_s42",
+                                   precision="float32")
     table = crack_experiment.score_seeds(base, [1], "tiny", tmp_path / "test.csv", refit=setup)
     assert scored == [[names[0]]]  # test once; val, trained on, is never scored
     refit_split = pd.read_csv(tmp_path / "Models" / "refit" / "data_train+val.csv")
@@ -130,6 +131,7 @@ def test_a_refitted_final_test_trains_on_val_too_and_predicts_with_the_setup_cv_
     final = read_checkpoint(tmp_path / "Models" / "final_s1_refit_final.pth")
     assert final["inference_setup"]["flip_tta"] and final["inference_setup"]["postprocessing"]["threshold"] == [0.4]
     assert list(table["trained_on"][:1]) == ["train+val"] and table["threshold"][0] == 0.4
+    assert table["trained_in"][0] == "float32"  # the precision the Trainer kept in the checkpoint
 
     monkeypatch.setattr(crack_experiment, "train", _no_training)  # recorded: not trained again
     again = crack_experiment.score_seeds(base, [1], "tiny", tmp_path / "test.csv", refit=setup)
