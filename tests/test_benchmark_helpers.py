@@ -35,23 +35,29 @@ def test_the_from_scratch_history_holds_every_epoch_of_its_run():
     assert 19 < minutes_to_quality(SCRATCH_HISTORY) < 21
 
 
-def test_crack_cross_validation_trains_a_run_per_fold_and_never_predicts_test(tmp_path, monkeypatch):
-    import pandas as pd
+def _tiny_crackforest(tmp_path, held_out: list[str], **settings):
+    """Generated CrackForest photos, split with the first ones ``held_out`` (e.g. test, val) and the rest train,
+    and a crackforest recipe small enough to train in seconds: the photos' names and the config."""
     from test_formats import make_crackforest
 
-    from benchmarks import crack_experiment
     from Utilities.Config import TrainConfig
     from Utilities.Formats import open_source
 
     make_crackforest(tmp_path / "data")
     names = [s.name for s in open_source("crackforest", tmp_path / "data").samples()]
     (tmp_path / "splits").mkdir()
-    pd.DataFrame({"image": names, "class": "crack", "split": ["test"] + ["train"] * (len(names) - 1)}).to_csv(
-        tmp_path / "splits" / "data.csv", index=False)
+    pd.DataFrame({"image": names, "class": "crack", "split": held_out + ["train"] * (len(names) - len(held_out))}
+                 ).to_csv(tmp_path / "splits" / "data.csv", index=False)
+    return names, TrainConfig.from_recipe("crackforest", root=tmp_path, data_root="data", image_size=32, batch_size=2,
+                                          epochs=1, encoder="tu-tf_efficientnet_lite0", encoder_weights=None, **settings)
+
+
+def test_crack_cross_validation_trains_a_run_per_fold_and_never_predicts_test(tmp_path, monkeypatch):
+    from benchmarks import crack_experiment
+
+    names, base = _tiny_crackforest(tmp_path, ["test"], run_name="cv")
     scored = []
     monkeypatch.setattr(crack_experiment, "score_split", lambda p, s, n: _scored(scored, p, s, n))
-    base = TrainConfig.from_recipe("crackforest", root=tmp_path, data_root="data", image_size=32, batch_size=2,
-                                   epochs=1, encoder="tu-tf_efficientnet_lite0", encoder_weights=None, run_name="cv")
     table = crack_experiment.cross_validate(base, 2, "tiny", tmp_path / "cv.csv")
     assert list(table["fold"]) == ["1", "2", "mean"] and not any(c.startswith("test_") for c in table.columns)
     assert sorted(n for fold in scored for n in fold) == sorted(names[1:])  # every train photo scored once, test never
@@ -66,21 +72,11 @@ def test_crack_cross_validation_trains_a_run_per_fold_and_never_predicts_test(tm
 
 
 def test_the_final_test_trains_a_run_per_seed_and_reports_their_mean_and_spread(tmp_path, monkeypatch):
-    from test_formats import make_crackforest
-
     from benchmarks import crack_experiment
-    from Utilities.Config import TrainConfig
-    from Utilities.Formats import open_source
 
-    make_crackforest(tmp_path / "data")
-    names = [s.name for s in open_source("crackforest", tmp_path / "data").samples()]
-    (tmp_path / "splits").mkdir()
-    pd.DataFrame({"image": names, "class": "crack", "split": ["test", "val"] + ["train"] * (len(names) - 2)}).to_csv(
-        tmp_path / "splits" / "data.csv", index=False)
+    names, base = _tiny_crackforest(tmp_path, ["test", "val"], run_name="final_s42")
     scored = []
     monkeypatch.setattr(crack_experiment, "score_split", lambda p, s, n: _scored(scored, p, s, n))
-    base = TrainConfig.from_recipe("crackforest", root=tmp_path, data_root="data", image_size=32, batch_size=2,
-                                   epochs=1, encoder="tu-tf_efficientnet_lite0", encoder_weights=None, run_name="final_s42")
     table = crack_experiment.score_seeds(base, [1, 2], "tiny", tmp_path / "test.csv")
     assert list(table["seed"]) == [1, 2, "mean"]
     assert [p.name for p in sorted((tmp_path / "Models").glob("*_best.pth"))] == ["final_s1_best.pth", "final_s2_best.pth"]
@@ -98,19 +94,11 @@ def test_the_final_test_trains_a_run_per_seed_and_reports_their_mean_and_spread(
 
 
 def test_a_refitted_final_test_trains_on_val_too_and_predicts_with_the_setup_cv_chose(tmp_path, monkeypatch):
-    from test_formats import make_crackforest
-
     from benchmarks import crack_experiment
     from Utilities.Checkpoint import read_checkpoint
-    from Utilities.Config import TrainConfig
     from Utilities.Errors import UserError
-    from Utilities.Formats import open_source
 
-    make_crackforest(tmp_path / "data")
-    names = [s.name for s in open_source("crackforest", tmp_path / "data").samples()]
-    (tmp_path / "splits").mkdir()
-    pd.DataFrame({"image": names, "class": "crack", "split": ["test", "val"] + ["train"] * (len(names) - 2)}).to_csv(
-        tmp_path / "splits" / "data.csv", index=False)
+    names, base = _tiny_crackforest(tmp_path, ["test", "val"], run_name="final_s42", precision="float32")
     cv = tmp_path / "cv.csv"
     pd.DataFrame({"name": ["cv"] * 4 + ["other"], "fold": ["1", "2", "3", "mean", "1"],
                   "flip_tta": [True, True, False, None, False], "threshold": [0.3, 0.5, 0.4, None, 0.9]}).to_csv(cv)
@@ -121,9 +109,6 @@ def test_a_refitted_final_test_trains_on_val_too_and_predicts_with_the_setup_cv_
 
     scored = []
     monkeypatch.setattr(crack_experiment, "score_split", lambda p, s, n: _scored(scored, p, s, n))
-    base = TrainConfig.from_recipe("crackforest", root=tmp_path, data_root="data", image_size=32, batch_size=2,
-                                   epochs=1, encoder="tu-tf_efficientnet_lite0", encoder_weights=None, run_name="final_s42",
-                                   precision="float32")
     table = crack_experiment.score_seeds(base, [1], "tiny", tmp_path / "test.csv", refit=setup)
     assert scored == [[names[0]]]  # test once; val, trained on, is never scored
     refit_split = pd.read_csv(tmp_path / "Models" / "refit" / "data_train+val.csv")
