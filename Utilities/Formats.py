@@ -20,7 +20,7 @@ Layouts (``root`` is the data set's folder):
 - ``magnetic_tile``: ``MT_<Class>/Imgs/<stem>.jpg`` with ``<stem>.png`` (0/255, grey edges
   thresholded at 128); the class comes from the folder, ``MT_Free`` has no defect.
 - ``crackforest``: ``image/<nnn>.jpg`` with ``groundTruth/<nnn>.mat`` (struct ``groundTruth``,
-  field ``Segmentation``: 1 background, every id above 1 a crack region) or ``seg/<nnn>.seg``
+  field ``Segmentation``: 1 background, 2 the crack, further ids cracks or enclosed pavement) or ``seg/<nnn>.seg``
   (the same regions, ids from 0); images with neither are unlabelled.
 - ``severstal``: ``train_images/<ImageId>`` with run-length masks in ``train.csv``
   (``ImageId,ClassId,EncodedPixels`` or ``ImageId_ClassId,EncodedPixels``); images not in
@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from Utilities.Annotation_files import read_mat_segmentation, read_seg_file, read_severstal_csv
+from Utilities.Annotation_files import crack_regions, read_mat_segmentation, read_seg_file, read_severstal_csv
 from Utilities.Colour_masks import LABELMAP, colour_indices, labelmap_classes, read_labelmap
 from Utilities.Data_source import (
     BINARY_CLASSES,
@@ -289,8 +289,9 @@ class CrackForestSource(DataSource):
     """CrackForest (CFD): one region id per pixel in the Berkeley segmentation convention.
 
     ``groundTruth/<nnn>.mat`` (struct ``groundTruth``, field ``Segmentation``)
-    holds 1 for the background region and 2, 3, 4... for separately drawn
-    crack regions, so a crack pixel is any id above 1. Copies without the
+    holds 1 for the background region, 2 for the drawn crack, and 3, 4...
+    for further drawn cracks or for pavement enclosed by a crack loop
+    (``Annotation_files.crack_regions`` tells them apart). Copies without the
     ``.mat`` files have ``seg/<nnn>.seg`` text files with the same regions, ids
     from 0. An id of 0 in a ``.mat`` (or a pixel no ``.seg`` row covers) can
     only be a broken file.
@@ -332,7 +333,7 @@ class CrackForestSource(DataSource):
         return segmentation
 
     def _class_masks(self, sample, height, width):
-        return (self._segmentation(sample, height, width) > 1).astype(np.uint8)[None]
+        return crack_regions(self._segmentation(sample, height, width)).astype(np.uint8)[None]
 
 
 class SeverstalSource(DataSource):

@@ -3,7 +3,7 @@
 Each candidate's fold F1s (tolerant, on its val fold), their mean and
 standard deviation, and the mean and standard deviation of its paired
 differences from the crackforest recipe trained for as many epochs on the
-same folds. The folds differ far more from each other than candidates do, so
+same folds, with the masks read alike (``labels``). The folds differ far more from each other than candidates do, so
 the paired difference is the fair comparison. Candidates stopped early are
 compared on the folds they finished.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.crack_experiment import CV_RESULTS
+from benchmarks.crack_experiment import CV_RESULTS, OLD_LABELS
 from benchmarks.experiments import has_settings
 from Utilities.Config import TrainConfig
 
@@ -31,14 +31,16 @@ def cv_comparison(results: Path = CV_RESULTS) -> pd.DataFrame:
     paired difference from the recipe (mean and sd over the folds both finished; empty for the recipe itself)."""
     table = pd.read_csv(results, dtype={"fold": str})
     folds = table[table["fold"] != "mean"].copy()
+    folds["labels"] = folds["labels"].fillna(OLD_LABELS) if "labels" in folds else OLD_LABELS
     folds["is_recipe"] = has_settings(folds, TrainConfig.from_recipe("crackforest"))
     rows = []
-    for (name, epochs, k), runs in folds.groupby(["name", "epochs", "folds"], sort=False):
+    for (name, epochs, k, labels), runs in folds.groupby(["name", "epochs", "folds", "labels"], sort=False):
         f1 = runs.drop_duplicates("fold", keep="last").set_index("fold")["val_f1"]  # a fold run again: the last
-        recipe = folds[folds["is_recipe"] & (folds["epochs"] == epochs) & (folds["folds"] == k)]
+        recipe = folds[folds["is_recipe"] & (folds["epochs"] == epochs) & (folds["folds"] == k)
+                       & (folds["labels"] == labels)]
         recipe_f1 = recipe.drop_duplicates("fold", keep="last").set_index("fold")["val_f1"]
         paired = (f1 - recipe_f1).dropna() if not runs["is_recipe"].all() else pd.Series(dtype=float)
-        rows.append({"candidate": name, "epochs": int(epochs), "folds": f"{len(f1)} of {int(k)}",
+        rows.append({"candidate": name, "masks": labels, "epochs": int(epochs), "folds": f"{len(f1)} of {int(k)}",
                      "fold F1": " ".join(f"{v:.3f}" for v in f1), "mean F1": f1.mean(), "sd": f1.std(),
                      "paired vs recipe": paired.mean() if len(paired) else None,
                      "paired sd": paired.std() if len(paired) > 1 else None,

@@ -67,6 +67,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "crack_experiments.csv"
 CV_RESULTS = ROOT / "benchmarks" / "results" / "crack_cv.csv"
 COLUMNS = ("precision", "recall", "f1", "strict_precision", "strict_recall", "strict_f1", "strict_iou")
+LABELS = "enclosed pavement not crack"  # how the crack masks were read (``Annotation_files.crack_regions``)
+OLD_LABELS = "every region above 1"  # rows recorded before 2026-12-02: pavement islands counted as crack
 
 
 def score_checkpoint(checkpoint: Path, config, val_only: bool = False) -> dict:
@@ -95,7 +97,7 @@ def cross_validate(base: TrainConfig, folds: int, name: str | None, results: Pat
         config = replace(base, split_file=str(split_file), run_name=f"{base.run_name}_fold{k}of{folds}")
         rows.append(recorded_or_run(results, name or config.run_name, config,
                                     lambda c, k=k: {**_trained_row(name, c, val_only=True), "fold": str(k), "folds": folds},
-                                    fold=k, folds=folds))
+                                    fold=k, folds=folds, labels=LABELS))
     return _with_mean(rows, "fold", name or base.run_name, results)
 
 
@@ -109,21 +111,25 @@ def score_seeds(base: TrainConfig, seeds: tuple[int, ...], name: str | None, res
     for seed in seeds:
         config = replace(base, seed=seed, run_name=f"{base.run_name.removesuffix(f'_s{base.seed}')}_s{seed}")
         if refit is None:
-            rows.append(recorded_or_run(results, name or config.run_name, config, lambda c: _trained_row(name, c)))
+            rows.append(recorded_or_run(results, name or config.run_name, config, lambda c: _trained_row(name, c),
+                                        labels=LABELS))
         else:
             config = replace(config, split_file=str(_refit_split(config)), run_name=f"{config.run_name}_refit")
             rows.append(recorded_or_run(results, name or config.run_name, config,
-                                        lambda c: _refitted_row(name, c, refit), trained_on=REFIT))
+                                        lambda c: _refitted_row(name, c, refit), trained_on=REFIT, labels=LABELS))
     return _with_mean(rows, "seed", name or base.run_name, results)
 
 
 def cv_setup(name: str, results: Path = CV_RESULTS) -> InferenceSetup:
     """The inference setup the cross-validation recorded under ``name`` chose, for a model with no val photo left
     to tune on: flip TTA where most folds chose it, and the median of the folds' thresholds."""
-    table = pd.read_csv(results, dtype={"fold": str}) if results.exists() else pd.DataFrame(columns=["name", "fold"])
-    folds = table[(table["name"] == name) & (table["fold"] != "mean")].drop_duplicates("fold", keep="last")
+    table = (pd.read_csv(results, dtype={"fold": str}) if results.exists()
+             else pd.DataFrame(columns=["name", "fold", "labels"]))
+    folds = table[(table["name"] == name) & (table["fold"] != "mean") & (table["labels"] == LABELS)]
+    folds = folds.drop_duplicates("fold", keep="last")
     if folds.empty:
-        raise UserError(f"{results}: no folds recorded under the name {name!r}; run that cross-validation first "
+        raise UserError(f"{results}: no folds recorded under the name {name!r} with the masks read as today "
+                        f"({LABELS}); run that cross-validation first "
                         f"(python -m benchmarks.crack_experiment --folds 5 --name {name!r} ...)")
     flips = folds["flip_tta"].astype(str).eq("True")
     threshold = float(folds["threshold"].median())
@@ -154,14 +160,19 @@ def _refitted_row(name: str | None, config: TrainConfig, setup: InferenceSetup) 
     shutil.copyfile(config.models_dir / f"{config.run_name}_last.pth", final)
     store_inference_setup(final, setup)
     test = score_split(Predictor(final), source_of(config), split_names(config, "test"))[0].iloc[0]
-    return {**describe(name, config, history, minutes, final), "trained_on": REFIT, "flip_tta": setup.flip_tta,
+    return {**_described(name, config, history, minutes, final), "trained_on": REFIT, "flip_tta": setup.flip_tta,
             "threshold": setup.postprocessing.threshold[0], **{f"test_{c}": float(test[c]) for c in COLUMNS}}
 
 
 def _trained_row(name: str | None, config: TrainConfig, val_only: bool = False) -> dict:
     """Train ``config`` (continuing from its ``_last.pth``), tune it on val and score it: its row."""
     checkpoint, history, minutes = train(config)
-    return {**describe(name, config, history, minutes, checkpoint), **score_checkpoint(checkpoint, config, val_only)}
+    return {**_described(name, config, history, minutes, checkpoint), **score_checkpoint(checkpoint, config, val_only)}
+
+
+def _described(name: str | None, config: TrainConfig, history: pd.DataFrame, minutes: float, checkpoint: Path) -> dict:
+    """``experiments.describe`` and how the masks were read (``labels``): scores under other masks do not compare."""
+    return {**describe(name, config, history, minutes, checkpoint), "labels": LABELS}
 
 
 def _with_mean(rows: list[dict], key: str, name: str, results: Path) -> pd.DataFrame:
@@ -169,8 +180,9 @@ def _with_mean(rows: list[dict], key: str, name: str, results: Path) -> pd.DataF
     scores; the per-run setup left empty), which is appended to ``results``."""
     table = pd.DataFrame(rows)
     scores = [c for c in table.columns if c.startswith(("val_", "test_"))]
-    averaged = ["epochs", "train_minutes", "train_img_per_s", *scores]
+    averaged = ["train_minutes", "train_img_per_s", *scores]
     mean = {**rows[0], "name": name, key: "mean", "flip_tta": None, "threshold": None,
+            "epochs": round(pd.to_numeric(table["epochs"]).mean()),
             **table[averaged].mean().to_dict(), **{f"sd_{c}": table[c].std() for c in scores}}
     record(mean, results)
     return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
@@ -207,8 +219,8 @@ def main() -> None:
         score_seeds(experiment_config(args), args.seeds, args.name, refit=refit)
         return
     checkpoint, config, history, minutes = train_or_reload(args.evaluate, lambda: experiment_config(args), ROOT)
-    record({**describe(args.name, config, history, minutes, checkpoint), **score_checkpoint(checkpoint, config, args.val_only)},
-           RESULTS)
+    record({**_described(args.name, config, history, minutes, checkpoint),
+            **score_checkpoint(checkpoint, config, args.val_only)}, RESULTS)
 
 
 if __name__ == "__main__":

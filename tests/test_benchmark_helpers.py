@@ -100,10 +100,13 @@ def test_a_refitted_final_test_trains_on_val_too_and_predicts_with_the_setup_cv_
 
     names, base = _tiny_crackforest(tmp_path, ["test", "val"], run_name="final_s42", precision="float32")
     cv = tmp_path / "cv.csv"
-    pd.DataFrame({"name": ["cv"] * 4 + ["other"], "fold": ["1", "2", "3", "mean", "1"],
-                  "flip_tta": [True, True, False, None, False], "threshold": [0.3, 0.5, 0.4, None, 0.9]}).to_csv(cv)
+    today, before = crack_experiment.LABELS, crack_experiment.OLD_LABELS
+    pd.DataFrame({"name": ["cv"] * 5 + ["other"], "fold": ["1", "2", "3", "mean", "4", "1"],
+                  "flip_tta": [True, True, False, None, False, False], "threshold": [0.3, 0.5, 0.4, None, 0.9, 0.9],
+                  "labels": [today] * 4 + [before, today]}).to_csv(cv)
     setup = crack_experiment.cv_setup("cv", cv)
     assert setup.flip_tta and setup.postprocessing.threshold == (0.4,)  # most folds' flips, the median threshold
+    # (fold 4, scored on masks read another way, left out)
     with pytest.raises(UserError, match="no folds recorded under the name 'unknown'"):
         crack_experiment.cv_setup("unknown", cv)
 

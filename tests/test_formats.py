@@ -8,7 +8,7 @@ import scipy.io
 from conftest import make_neu_like
 from test_labelling_formats import make_coco, make_cvat_masks, make_labelme, make_yolo_seg
 
-from Utilities.Annotation_files import read_severstal_csv, write_severstal_submission
+from Utilities.Annotation_files import crack_regions, read_severstal_csv, write_severstal_submission
 from Utilities.Formats import FORMATS, open_source
 from Utilities.Rle import mask_to_rle
 from Utilities.Validate_data import DataError
@@ -176,6 +176,19 @@ def test_crackforest_reads_every_crack_region(tmp_path, cell, seg):
     assert fifth[0, 15, 5:40].all() and fifth[0, 20:25, 30].all() and fifth[0, 2, 2:6].all() and fifth.sum() == 35 + 5 + 4
     report = source.check()
     assert report.errors == [] and any("1 images have neither" in w for w in report.warnings)
+
+
+def test_crackforest_pavement_enclosed_by_a_crack_loop_is_not_crack(tmp_path):
+    segmentation = np.ones((32, 48), np.uint8)
+    segmentation[5:20, 5:25] = 2  # a closed crack loop, 15x20 px outside...
+    segmentation[7:18, 7:23] = 3  # ...around an 11x16 island of pavement, a region of its own
+    segmentation[25, 5:40] = 4  # a second crack, drawn apart: it borders the background
+    assert (crack_regions(segmentation) == np.isin(segmentation, (2, 4))).all()
+    root = tmp_path / "cfd"
+    write_png(root / "image" / "001.jpg", np.zeros((32, 48, 3), np.uint8))
+    write_seg(root / "seg" / "001.seg", segmentation)
+    source = open_source("crackforest", root)
+    assert source.mask(source.samples()[0], 32, 48).sum() == 15 * 20 - 11 * 16 + 35
 
 
 def test_crackforest_prefers_mat_and_names_what_can_only_be_wrong(tmp_path):
