@@ -203,3 +203,30 @@ def test_the_cv_table_pairs_each_candidate_with_the_recipe_on_the_folds_both_fin
     assert table.loc["lovasz", "paired sd"] == pytest.approx(pd.Series([0.05, 0.0]).std())
     assert table.loc["lower lr", "paired vs recipe"] == pytest.approx(0.1)
     assert pd.isna(table.loc["recipe, longer", "paired vs recipe"])  # the recipe itself, at 100 epochs
+
+
+def _crack_photo(speckles: int) -> tuple:
+    """A 64x64 probability map with one true crack line at 0.9 and ``speckles`` far 3x3 blobs at 0.9, and its truth."""
+    import numpy as np
+
+    probability, truth = np.full((64, 64), 0.05, np.float32), np.zeros((64, 64), np.uint8)
+    probability[30:33, 4:60], truth[31, 4:60] = 0.9, 1
+    for k in range(speckles):
+        probability[4 + 6 * k : 7 + 6 * k, 4:7] = 0.9
+    return probability, truth
+
+
+def test_dropping_small_blobs_is_chosen_per_fold_and_scored_on_each_fold_with_the_others_choice():
+    from benchmarks import crack_postprocessing
+
+    folds = {"1": [_crack_photo(4)], "2": [_crack_photo(3)], "3": [_crack_photo(0)]}
+    best = pd.concat([crack_postprocessing.best_per_rule(photos).assign(fold=fold) for fold, photos in folds.items()])
+    by_rule = best.set_index(["fold", "rule"])
+    assert by_rule.loc[("1", "min_area"), "value"] == 16 and by_rule.loc[("1", "min_area"), "f1"] == 1.0
+    assert by_rule.loc[("1", "threshold"), "precision"] < 0.85  # the speckles, far from the crack, cost precision
+    assert by_rule.loc[("3", "min_area"), "value"] == 0  # nothing to drop: the smallest value of the grid
+    held = crack_postprocessing.held_out(best, folds).set_index(["fold", "rule"])
+    assert held.loc[("3", "min_area"), "value"] == 16  # folds 1 and 2 chose 16: fold 3 is scored with it
+    assert held.loc[("3", "min_area"), "f1"] == 1.0 and held.loc[("2", "min_area"), "value"] == 8  # median of 0, 16
+    thinned = crack_postprocessing.score(folds["3"], "thinned", 0.5, 0)
+    assert thinned["recall"] == 1.0 and thinned["strict_f1"] > by_rule.loc[("3", "threshold"), "strict_f1"]
