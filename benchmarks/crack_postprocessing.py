@@ -47,10 +47,13 @@ SCORES = ("precision", "recall", "f1", "strict_f1")
 
 
 def _thinned(mask: np.ndarray, value: float) -> np.ndarray:
+    """The mask's one-pixel centre lines."""
     return skeletonize(mask > 0).astype(np.uint8)
 
 
 def _min_area(mask: np.ndarray, value: float) -> np.ndarray:
+    """The registered step itself, as ``Utilities.Tune`` would run it (it reads the mask alone, not the
+    probabilities nor the image probability passed beside it)."""
     return STEPS["min_area"].apply(mask, mask, 1.0, value)
 
 
